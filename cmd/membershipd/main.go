@@ -1,0 +1,118 @@
+// Command membershipd is the unibus daemon: the HTTP control plane and an
+// embedded NATS server with JetStream. It parses flags and environment into a
+// membershipd.Config and runs it; everything else lives in package membershipd.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/unibus/unibus/internal/cli"
+	"github.com/unibus/unibus/membershipd"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr, os.Getenv))
+}
+
+func run(args []string, stderr io.Writer, getenv func(string) string) int {
+	ui := cli.UI{Prog: "membershipd", W: stderr}
+	cfg, logFormat, err := parseFlags(args, stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return ui.Fail(err)
+	}
+	cfg.Logger, err = newLogger(stderr, logFormat, cfg.LogLevel())
+	if err != nil {
+		return ui.Fail(err)
+	}
+
+	// One shutdown path: SIGTERM (systemd) and SIGINT (a terminal) both
+	// cancel ctx, and Run shuts down in order.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	d, err := membershipd.Open(ctx, cfg)
+	if err != nil {
+		return ui.Fail(err)
+	}
+	if err := d.Run(ctx); err != nil {
+		return ui.Fail(err)
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (membershipd.Config, string, error) {
+	cfg := membershipd.DefaultConfig()
+	host, _ := os.Hostname()
+	fs := flag.NewFlagSet("membershipd", flag.ContinueOnError)
+	// Parse errors come back as one line through cli.UI; only --help prints
+	// the flag list.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: membershipd [flags]\n\nThe unibus daemon: HTTP control plane and embedded NATS + JetStream.\n\nflags:\n")
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nenvironment:\n  UNIBUS_NATS_MONITOR=1      open the nats-server monitor on 127.0.0.1:<monitor-port>, log quiet\n  UNIBUS_NATS_DEBUG=1|trace  verbose nats-server log (implies the monitor); trace logs payloads\n")
+		fs.SetOutput(io.Discard)
+	}
+	var busAuth, jsSync, logFormat string
+	var version bool
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "control plane HTTP `host:port`")
+	fs.StringVar(&cfg.NATSAddr, "nats-addr", cfg.NATSAddr, "embedded NATS client `host:port`")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use the external NATS at `URL`; no embedded server starts")
+	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "`dir` for the SQLite database and the JetStream store")
+	fs.StringVar(&cfg.NodeName, "node-name", host, "NATS server `name`; keep it stable: a renamed node is a new Raft peer")
+	fs.StringVar(&busAuth, "bus-auth", string(cfg.BusAuth), "NATS client authentication: `off|warn|enforce`")
+	fs.StringVar(&jsSync, "js-sync", cfg.JSSync.String(), "JetStream fsync: `always` (no acknowledged write lost) or a flush interval such as 2m")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "NATS client-port TLS certificate `file` (PEM)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "NATS client-port TLS key `file` (PEM)")
+	fs.StringVar(&cfg.TLSCA, "tls-ca", "", "client CA `file`: clients must present a certificate it signed")
+	fs.IntVar(&cfg.MonitorPort, "monitor-port", cfg.MonitorPort, "`port` of the loopback-only nats-server monitor (opened by UNIBUS_NATS_MONITOR or UNIBUS_NATS_DEBUG)")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: `text|json`")
+	fs.BoolVar(&version, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
+			return cfg, "", err
+		}
+		return cfg, "", cli.WithHint(cli.Usagef("%v", err), "run membershipd --help for the flags")
+	}
+	if version {
+		fmt.Fprintln(stderr, "membershipd", membershipd.Version)
+		return cfg, "", flag.ErrHelp
+	}
+	if fs.NArg() > 0 {
+		return cfg, "", cli.WithHint(cli.Usagef("unexpected argument %q", fs.Arg(0)), "run membershipd --help for the flags")
+	}
+	var err error
+	if cfg.BusAuth, err = membershipd.ParseBusAuth(busAuth); err != nil {
+		return cfg, "", cli.Usagef("%v", err)
+	}
+	if cfg.JSSync, err = membershipd.ParseJSSync(jsSync); err != nil {
+		return cfg, "", cli.Usagef("%v", err)
+	}
+	cfg.NATSDebugEnv = getenv("UNIBUS_NATS_DEBUG")
+	cfg.NATSMonitorEnv = getenv("UNIBUS_NATS_MONITOR")
+	return cfg, logFormat, nil
+}
+
+func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, cli.Usagef("--log-format %q: must be text or json", format)
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	// Lets a test run this binary as membershipd itself (TestSIGTERM).
+	if os.Getenv("BE_MEMBERSHIPD") == "1" {
+		os.Exit(run(os.Args[1:], os.Stderr, os.Getenv))
+	}
+	testscript.Main(m, map[string]func(){
+		"membershipd": func() { os.Exit(run(os.Args[1:], os.Stderr, os.Getenv)) },
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata",
+		RequireExplicitExec: true,
+		Cmds: map[string]func(*testscript.TestScript, bool, []string){
+			"holdport": holdPort,
+		},
+	})
+}
+
+// holdPort VAR binds a free loopback port for the rest of the script and
+// puts its number in $VAR, so a script can prove a taken port is refused.
+func holdPort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: holdport VAR")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	ts.Defer(func() { ln.Close() })
+	ts.Setenv(args[0], strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+}
+
+// TestSIGTERM runs the real binary, waits until it is ready, sends SIGTERM
+// as systemd does on stop, and expects a clean exit 0 within the bound.
+func TestSIGTERM(t *testing.T) {
+	httpPort := freePort(t)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0],
+		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
+		"--nats-addr", "127.0.0.1:0",
+		"--state-dir", filepath.Join(dir, "state"),
+		"--node-name", "sigterm-test")
+	cmd.Env = append(os.Environ(), "BE_MEMBERSHIPD=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("not ready after 20s; log:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v; log:\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("still running 20s after SIGTERM; log:\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "shutting down") {
+		t.Errorf("log does not say it is shutting down:\n%s", stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "membershipd.db")); err != nil {
+		t.Errorf("state not kept after stop: %v", err)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,154 @@
+package membershipd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// monitorHost is where the nats-server monitor endpoint listens. It is not
+// configurable: the endpoint has no authentication, so it is never reachable
+// from another machine.
+const monitorHost = "127.0.0.1"
+
+// embedded is a nats-server with JetStream running inside the daemon.
+type embedded struct {
+	srv *server.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+}
+
+// natsOptions turns the daemon's config into nats-server options.
+func natsOptions(cfg *Config, clientTLS *tls.Config) (*server.Options, error) {
+	host, portStr, err := net.SplitHostPort(cfg.NATSAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--nats-addr %q: %w", cfg.NATSAddr, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	_, debug, trace, monitor := natsLogOpts(cfg.NATSDebugEnv, cfg.NATSMonitorEnv)
+	opts := &server.Options{
+		ServerName: cfg.NodeName,
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Join(cfg.StateDir, "jetstream"),
+		// The daemon owns signals and has one shutdown path.
+		NoSigs: true,
+		// Our slog adapter is installed after NewServer; NoLog keeps
+		// nats-server from installing its own stderr logger first.
+		NoLog:      true,
+		Debug:      debug,
+		Trace:      trace,
+		SyncAlways: cfg.JSSync.Always,
+		// Lame duck closes clients spread over this window; it must fit
+		// inside the daemon's shutdown bound.
+		LameDuckDuration:    cfg.ShutdownTimeout / 3,
+		LameDuckGracePeriod: cfg.ShutdownTimeout / 15,
+	}
+	if !cfg.JSSync.Always {
+		opts.SyncInterval = cfg.JSSync.Interval
+	}
+	if monitor {
+		opts.HTTPHost = monitorHost
+		opts.HTTPPort = cfg.MonitorPort
+		if opts.HTTPPort == 0 {
+			opts.HTTPPort = server.RANDOM_PORT
+		}
+	}
+	if clientTLS != nil {
+		opts.TLS = true
+		opts.TLSConfig = clientTLS
+		opts.TLSVerify = clientTLS.ClientCAs != nil
+		opts.TLSTimeout = 2
+	}
+	return opts, nil
+}
+
+func startEmbedded(ctx context.Context, cfg *Config, log *slog.Logger, clientTLS *tls.Config) (*embedded, error) {
+	opts, err := natsOptions(cfg, clientTLS)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	noLog, debug, trace, _ := natsLogOpts(cfg.NATSDebugEnv, cfg.NATSMonitorEnv)
+	srv.SetLoggerV2(natsLogger{log: log.With("component", "nats"), quiet: noLog}, debug, trace, false)
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("nats server did not start listening within 10s (see the log above)")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("membershipd"), nats.MaxReconnects(-1))
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("connect to the embedded nats server: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return nil, err
+	}
+	return &embedded{srv: srv, nc: nc, js: js}, nil
+}
+
+func (e *embedded) conn() *nats.Conn { return e.nc }
+
+func (e *embedded) ready(ctx context.Context) error {
+	if !e.srv.Running() {
+		return errors.New("nats server is not running")
+	}
+	if !e.srv.JetStreamEnabled() {
+		return errors.New("jetstream is starting")
+	}
+	_, err := jetStreamReady(ctx, e.js)
+	return err
+}
+
+func (e *embedded) health(ctx context.Context) dataPlaneHealth {
+	n := e.srv.NumClients()
+	return dataPlaneHealth{
+		Mode:      "embedded",
+		Connected: e.nc.IsConnected(),
+		Clients:   &n,
+		JetStream: jetStreamHealth(ctx, e.nc, e.js),
+	}
+}
+
+// clientURL is where NATS clients connect, with the port actually bound.
+func (e *embedded) clientURL() string { return e.srv.ClientURL() }
+
+// monitorAddr is the monitor listener, or nil when it is closed.
+func (e *embedded) monitorAddr() *net.TCPAddr { return e.srv.MonitorAddr() }
+
+// shutdown puts the server in lame duck mode (stop accepting, move Raft
+// leaders away, close clients gradually), bounded by ctx.
+func (e *embedded) shutdown(ctx context.Context) {
+	e.nc.Close()
+	done := make(chan struct{})
+	go func() {
+		e.srv.LameDuckShutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.srv.Shutdown()
+	}
+	e.srv.WaitForShutdown()
+}
