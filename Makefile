@@ -2,13 +2,15 @@
 export CGO_ENABLED := 0
 GO ?= go
 BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
 # Two cores: two test binaries at a time, each free to use both.
 TESTFLAGS ?= -count=1 -p 2 -timeout 25m
 
 .PHONY: build run test lint bench bench-go bench-dataplane fuzz clean
 
 build:
-	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 # A working membershipd on this machine with its embedded defaults:
 # HTTP on :8470, NATS on :4250, state in ./local_files.

@@ -1,0 +1,44 @@
+// Package deptest holds the dependency budget: what each program may link.
+// A daemon that runs on every node pulls in no operator tooling, and no
+// production code depends on the testing framework.
+package deptest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+func TestMembershipdBudget(t *testing.T) {
+	forbidden := []string{
+		"github.com/hashicorp/hcl",  // the spec belongs to the operator's tool
+		"github.com/zclconf/go-cty", // comes with hcl
+		"github.com/spf13/cobra",    // membershipd's flags are the stdlib's
+		"github.com/unibus/unibus/provision",
+		"testing",
+	}
+	for _, d := range deps(t, "github.com/unibus/unibus/cmd/membershipd") {
+		for _, f := range forbidden {
+			if d == f || strings.HasPrefix(d, f+"/") {
+				t.Errorf("membershipd links %s", d)
+			}
+		}
+	}
+}
+
+func TestNoTestingInProduction(t *testing.T) {
+	for _, d := range deps(t, "github.com/unibus/unibus/cmd/unibus") {
+		if d == "testing" {
+			t.Errorf("unibus links the testing package")
+		}
+	}
+}
