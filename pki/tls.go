@@ -114,6 +114,27 @@ func RouteConfig(certFile, keyFile, routeCAFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// ClientConfig is the TLS config of a dialer on a client-facing listener:
+// it trusts the client CA bundle (which signs the nodes' client-facing
+// server certificates) and, when certFile is set, presents a client
+// certificate.
+func ClientConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+	pool, err := LoadCertPool(clientCAFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg := baseConfig()
+	cfg.RootCAs = pool
+	if certFile != "" {
+		pair, err := LoadKeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
 // unwrapPathError drops the path from an *os.PathError: callers name the file
 // themselves, so it is not said twice.
 func unwrapPathError(err error) error {
