@@ -80,6 +80,8 @@ type Config struct {
 
 	MonitorPort int // loopback-only nats-server monitor, opened by the env switches
 
+	BlobMaxBytes int64 // largest blob accepted by PUT /v1/blobs
+
 	// NATSDebugEnv and NATSMonitorEnv are the values of UNIBUS_NATS_DEBUG and
 	// UNIBUS_NATS_MONITOR, passed in so the decision stays testable.
 	NATSDebugEnv, NATSMonitorEnv string
@@ -94,7 +96,8 @@ func DefaultConfig() Config {
 		HTTPAddr:        "0.0.0.0:8470",
 		NATSAddr:        "0.0.0.0:4250",
 		StateDir:        "local_files",
-		BusAuth:         BusAuthWarn,
+		BusAuth:         BusAuthEnforce,
+		BlobMaxBytes:    16 << 20,
 		JSSync:          JSSync{Always: true},
 		MonitorPort:     8222,
 		ShutdownTimeout: 15 * time.Second,
@@ -109,11 +112,8 @@ func (c *Config) validate() error {
 	if _, err := ParseBusAuth(string(c.BusAuth)); err != nil {
 		return err
 	}
-	if c.BusAuth == BusAuthEnforce {
-		// The member store that enforce checks nkeys against is not part of
-		// this build yet; accepting the flag would promise a posture we do
-		// not deliver.
-		return fmt.Errorf("--bus-auth enforce: not available yet in this build (members and ACLs come with the control plane); use warn or off")
+	if c.BlobMaxBytes < 1 {
+		return fmt.Errorf("--blob-max-bytes %d: must be at least 1", c.BlobMaxBytes)
 	}
 	if err := checkHostPort("--http-addr", c.HTTPAddr); err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/nats-io/nkeys"
 
 	"github.com/unibus/unibus/membershipd/store"
 	"github.com/unibus/unibus/pki"
@@ -30,13 +31,23 @@ type Daemon struct {
 	cfg       Config
 	log       *slog.Logger
 	clientTLS *tls.Config
-	store     *store.SQLite
+	db        *store.SQLite // node identity; the control plane too on a single node
+	store     store.Store   // the control plane
+	blobs     blobDir
 	httpLn    net.Listener
 	httpSrv   *http.Server
 	started   time.Time
 
 	mu sync.RWMutex
 	dp dataPlane // nil until NATS is up
+
+	busKey struct { // the daemon's own NATS identity under --bus-auth enforce
+		kp  nkeys.KeyPair
+		pub string
+	}
+	busMu sync.Mutex // serializes bus user reloads
+
+	stopBackground context.CancelFunc
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -68,7 +79,7 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err := d.probePorts(); err != nil {
 		return nil, err
 	}
-	st, err := store.OpenSQLite(ctx, filepath.Join(cfg.StateDir, "membershipd.db"))
+	st, err := store.OpenSQLite(ctx, cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +92,8 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 		st.Close()
 		return nil, err
 	}
-	d.store, d.httpLn = st, ln
+	d.db, d.store, d.httpLn = st, st, ln
+	d.blobs = blobDir(filepath.Join(cfg.StateDir, "blobs"))
 	return d, nil
 }
 
@@ -164,6 +176,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 	}()
 
+	bg, cancel := context.WithCancel(context.Background())
+	d.stopBackground = cancel
+	go d.purgeNonces(bg)
+
 	var dp dataPlane
 	if d.cfg.NATSURL != "" {
 		x, err := connectExternal(d.cfg.NATSURL, d.log)
@@ -172,7 +188,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 		dp = x
 	} else {
-		e, err := startEmbedded(ctx, &d.cfg, d.log, d.clientTLS)
+		auth, err := d.busAuth(ctx)
+		if err != nil {
+			return err
+		}
+		e, err := startEmbedded(&d.cfg, d.log, d.clientTLS, auth, d.busKey.kp)
 		if err != nil {
 			return err
 		}
@@ -187,6 +207,27 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.log.Warn("could not notify systemd of readiness", "err", err)
 	}
 	return nil
+}
+
+// busAuth prepares the embedded server's client authentication.
+func (d *Daemon) busAuth(ctx context.Context) (busAuth, error) {
+	switch d.cfg.BusAuth {
+	case BusAuthEnforce:
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			return busAuth{}, err
+		}
+		d.busKey.kp = kp
+		d.busKey.pub, _ = kp.PublicKey()
+		users, err := d.loadBusUsers(ctx)
+		if err != nil {
+			return busAuth{}, fmt.Errorf("load members for the bus: %w", err)
+		}
+		return busAuth{users: users}, nil
+	case BusAuthWarn:
+		return busAuth{warn: warnAuth{log: d.log}}, nil
+	}
+	return busAuth{}, nil
 }
 
 func (d *Daemon) logStart() {
@@ -227,7 +268,10 @@ func (d *Daemon) Shutdown() error {
 		if dp := d.dataPlane(); dp != nil {
 			dp.shutdown(ctx)
 		}
-		if err := d.store.Close(); err != nil {
+		if d.stopBackground != nil {
+			d.stopBackground()
+		}
+		if err := d.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
 		d.shutdownErr = errors.Join(errs...)

@@ -136,7 +136,7 @@ func TestHealthz(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	want := posture{BusAuth: "warn", Monitor: "off", Store: "sqlite", JSSync: "2m0s"}
+	want := posture{BusAuth: "off", Monitor: "off", Store: "sqlite", JSSync: "2m0s"}
 	if h.Status != "ok" || h.Node != "test-node" || h.Version != Version || h.Posture != want {
 		t.Errorf("healthz = %+v; want status ok, node test-node, posture %+v", h, want)
 	}
@@ -200,11 +200,14 @@ func TestRestartKeepsState(t *testing.T) {
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	id1, err := d.store.InstanceID(context.Background())
+	id1, err := d.db.InstanceID(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, _ := nats.Connect(d.NATSURL())
+	nc, err := nats.Connect(d.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KEEP", Subjects: []string{"keep"}}); err != nil {
@@ -219,11 +222,11 @@ func TestRestartKeepsState(t *testing.T) {
 	}
 
 	d2 := startDaemon(t, cfg)
-	id2, err := d2.store.InstanceID(ctx)
+	id2, err := d2.db.InstanceID(ctx)
 	if err != nil || id2 != id1 {
 		t.Fatalf("instance id after restart = %q (%v); want %q", id2, err, id1)
 	}
-	if v, _ := d2.store.SchemaVersion(ctx); v == 0 {
+	if v, _ := d2.db.SchemaVersion(ctx); v == 0 {
 		t.Fatal("schema version 0 after restart")
 	}
 	nc2, err := nats.Connect(d2.NATSURL())

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // monitorHost is where the nats-server monitor endpoint listens. It is not
@@ -23,13 +24,20 @@ const monitorHost = "127.0.0.1"
 
 // embedded is a nats-server with JetStream running inside the daemon.
 type embedded struct {
-	srv *server.Server
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	srv  *server.Server
+	opts *server.Options // as started; reloads clone it
+	nc   *nats.Conn
+	js   jetstream.JetStream
+}
+
+// busAuth is how the embedded server authenticates clients.
+type busAuth struct {
+	users []*server.NkeyUser    // enforce: members and the daemon
+	warn  server.Authentication // warn: logs anonymous clients
 }
 
 // natsOptions turns the daemon's config into nats-server options.
-func natsOptions(cfg *Config, clientTLS *tls.Config) (*server.Options, error) {
+func natsOptions(cfg *Config, clientTLS *tls.Config, auth busAuth) (*server.Options, error) {
 	host, portStr, err := net.SplitHostPort(cfg.NATSAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--nats-addr %q: %w", cfg.NATSAddr, err)
@@ -68,6 +76,12 @@ func natsOptions(cfg *Config, clientTLS *tls.Config) (*server.Options, error) {
 			opts.HTTPPort = server.RANDOM_PORT
 		}
 	}
+	switch {
+	case auth.users != nil:
+		opts.Nkeys = auth.users
+	case auth.warn != nil:
+		opts.CustomClientAuthentication = auth.warn
+	}
 	if clientTLS != nil {
 		opts.TLS = true
 		opts.TLSConfig = clientTLS
@@ -77,8 +91,10 @@ func natsOptions(cfg *Config, clientTLS *tls.Config) (*server.Options, error) {
 	return opts, nil
 }
 
-func startEmbedded(ctx context.Context, cfg *Config, log *slog.Logger, clientTLS *tls.Config) (*embedded, error) {
-	opts, err := natsOptions(cfg, clientTLS)
+// startEmbedded starts the server and connects the daemon to it in process,
+// as the nkey self when the bus enforces authentication.
+func startEmbedded(cfg *Config, log *slog.Logger, clientTLS *tls.Config, auth busAuth, self nkeys.KeyPair) (*embedded, error) {
+	opts, err := natsOptions(cfg, clientTLS, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +109,12 @@ func startEmbedded(ctx context.Context, cfg *Config, log *slog.Logger, clientTLS
 		srv.Shutdown()
 		return nil, errors.New("nats server did not start listening within 10s (see the log above)")
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("membershipd"), nats.MaxReconnects(-1))
+	connOpts := []nats.Option{nats.InProcessServer(srv), nats.Name("membershipd"), nats.MaxReconnects(-1)}
+	if auth.users != nil {
+		pub, _ := self.PublicKey()
+		connOpts = append(connOpts, nats.Nkey(pub, self.Sign))
+	}
+	nc, err := nats.Connect("", connOpts...)
 	if err != nil {
 		srv.Shutdown()
 		return nil, fmt.Errorf("connect to the embedded nats server: %w", err)
@@ -104,7 +125,19 @@ func startEmbedded(ctx context.Context, cfg *Config, log *slog.Logger, clientTLS
 		srv.Shutdown()
 		return nil, err
 	}
-	return &embedded{srv: srv, nc: nc, js: js}, nil
+	return &embedded{srv: srv, opts: opts, nc: nc, js: js}, nil
+}
+
+// setUsers replaces the server's nkey users live. nats-server re-checks
+// every client against the new users and prunes subscriptions they lost.
+func (e *embedded) setUsers(users []*server.NkeyUser) error {
+	o := e.opts.Clone()
+	o.Nkeys = users
+	if err := e.srv.ReloadOptions(o); err != nil {
+		return err
+	}
+	e.opts = o
+	return nil
 }
 
 func (e *embedded) conn() *nats.Conn { return e.nc }

@@ -2,6 +2,7 @@ package membershipd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -27,6 +28,9 @@ func testConfig(t *testing.T) Config {
 	cfg.NATSAddr = "127.0.0.1:0"
 	cfg.MonitorPort = 0
 	cfg.StateDir = t.TempDir()
+	// Data-plane tests connect anonymously; the control-plane tests set
+	// enforce themselves.
+	cfg.BusAuth = BusAuthOff
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return cfg
@@ -143,3 +147,5 @@ func jsonDecodeTee(resp *http.Response, raw *strings.Builder, v any) error {
 	defer resp.Body.Close()
 	return json.NewDecoder(io.TeeReader(resp.Body, raw)).Decode(v)
 }
+
+func readCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }

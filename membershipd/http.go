@@ -12,6 +12,7 @@ func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", d.handleHealthz)
 	mux.HandleFunc("GET /readyz", d.handleReadyz)
+	d.apiRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
@@ -70,6 +71,7 @@ func (d *Daemon) posture() posture {
 	}
 	return posture{
 		BusAuth:    string(d.cfg.BusAuth),
+		ACL:        d.cfg.BusAuth == BusAuthEnforce && d.NATSURL() != "",
 		ClientTLS:  d.clientTLS != nil,
 		ClientCert: d.clientTLS != nil && d.clientTLS.ClientCAs != nil,
 		Monitor:    monitor,

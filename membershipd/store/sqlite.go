@@ -9,16 +9,25 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver (CGO_ENABLED=0)
 )
 
-// SQLite is the single-node store: one file, WAL mode, schema versioned with
-// PRAGMA user_version.
+// SQLite is the single-node store: membershipd.db (WAL, synchronous=FULL,
+// schema versioned with PRAGMA user_version) and nonces.db for replay
+// protection.
+//
+// Nonces live in their own file with synchronous=NORMAL: every signed
+// request writes one, and an fsync per request would cap the control plane
+// at the disk's flush rate. In WAL mode NORMAL still survives a crash or
+// restart of membershipd; only a power cut can lose the last few nonces,
+// and those expire within two minutes anyway.
 type SQLite struct {
-	db   *sql.DB
-	path string
+	db     *sql.DB
+	nonces *sql.DB
+	path   string
 }
 
 // migrations are applied in order, each once, in its own transaction. Append
@@ -26,15 +35,74 @@ type SQLite struct {
 var migrations = []string{
 	// 1: node identity, so a restart on the same state dir is the same node.
 	`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;`,
+	// 2: the control plane.
+	`CREATE TABLE members (
+		handle        TEXT PRIMARY KEY,
+		role          TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+		sign_pub      TEXT NOT NULL UNIQUE,
+		age_recipient TEXT NOT NULL,
+		created       INTEGER NOT NULL
+	) STRICT;
+	CREATE TABLE rooms (
+		id        TEXT PRIMARY KEY,
+		name      TEXT NOT NULL,
+		owner     TEXT NOT NULL REFERENCES members (handle),
+		key_epoch INTEGER NOT NULL,
+		created   INTEGER NOT NULL
+	) STRICT;
+	CREATE TABLE room_members (
+		room   TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+		handle TEXT NOT NULL REFERENCES members (handle),
+		PRIMARY KEY (room, handle)
+	) STRICT;
+	CREATE INDEX room_members_by_handle ON room_members (handle);
+	CREATE TABLE sealed_keys (
+		room   TEXT NOT NULL,
+		handle TEXT NOT NULL,
+		epoch  INTEGER NOT NULL,
+		sealed BLOB NOT NULL,
+		PRIMARY KEY (room, handle),
+		FOREIGN KEY (room, handle) REFERENCES room_members (room, handle) ON DELETE CASCADE
+	) STRICT;
+	CREATE TABLE blobs (
+		sha256 TEXT NOT NULL,
+		room   TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+		size   INTEGER NOT NULL,
+		PRIMARY KEY (sha256, room)
+	) STRICT;`,
 }
 
-// OpenSQLite opens (creating if needed) the database at path and brings its
-// schema up to date.
-func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
-	// busy_timeout: a second process (migrate-to-kv, an operator's sqlite3)
-	// waits for the lock instead of failing at once. synchronous=FULL: an
-	// acknowledged write survives power loss, as for JetStream's sync=always.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+// OpenSQLite opens (creating if needed) the databases in dir and brings
+// their schema up to date.
+func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
+	path := filepath.Join(dir, "membershipd.db")
+	// synchronous=FULL: an acknowledged write survives power loss, as for
+	// JetStream's sync=always.
+	db, err := openDB(path, "FULL")
+	if err != nil {
+		return nil, err
+	}
+	s := &SQLite{db: db, path: path}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	noncePath := filepath.Join(dir, "nonces.db")
+	if s.nonces, err = openDB(noncePath, "NORMAL"); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if _, err := s.nonces.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, expires INTEGER NOT NULL) STRICT, WITHOUT ROWID`); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", noncePath, err)
+	}
+	return s, nil
+}
+
+func openDB(path, synchronous string) (*sql.DB, error) {
+	// busy_timeout: a second process (bootstrap, migrate-to-kv, an
+	// operator's sqlite3) waits for the lock instead of failing at once.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(" + synchronous + ")"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -42,12 +110,11 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	// One writer at a time is SQLite's model; a single connection also keeps
 	// the pragmas above on every statement.
 	db.SetMaxOpenConns(1)
-	s := &SQLite{db: db, path: path}
-	if err := s.migrate(ctx); err != nil {
+	if err := db.Ping(); err != nil {
 		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return s, nil
+	return db, nil
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
@@ -109,8 +176,15 @@ func (s *SQLite) InstanceID(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// Close checkpoints the WAL into the main file and closes the database.
+// Close checkpoints the WALs into the main files and closes the databases.
 func (s *SQLite) Close() error {
-	s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-	return s.db.Close()
+	var errs []error
+	for _, db := range []*sql.DB{s.db, s.nonces} {
+		if db == nil {
+			continue
+		}
+		db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+		errs = append(errs, db.Close())
+	}
+	return errors.Join(errs...)
 }

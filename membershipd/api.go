@@ -1,0 +1,144 @@
+package membershipd
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"filippo.io/age"
+	"github.com/nats-io/nkeys"
+
+	"github.com/unibus/unibus/internal/ids"
+	"github.com/unibus/unibus/membershipd/store"
+)
+
+// maxJSONBody bounds every JSON request; sealed keys are the largest, a few
+// hundred bytes.
+const maxJSONBody = 64 << 10
+
+func (d *Daemon) apiRoutes(mux *http.ServeMux) {
+	js := func(h signedHandler) http.HandlerFunc { return d.signed(maxJSONBody, "application/json", h) }
+	mux.HandleFunc("POST /v1/members", js(d.createMember))
+	mux.HandleFunc("GET /v1/members/{handle}", js(d.getMember))
+	mux.HandleFunc("POST /v1/rooms", js(d.createRoom))
+	mux.HandleFunc("GET /v1/rooms", js(d.listRooms))
+	mux.HandleFunc("GET /v1/rooms/{id}", js(d.getRoom))
+	mux.HandleFunc("POST /v1/rooms/{id}/members", js(d.addRoomMember))
+	mux.HandleFunc("DELETE /v1/rooms/{id}/members/{handle}", js(d.removeRoomMember))
+	mux.HandleFunc("PUT /v1/rooms/{id}/keys/{handle}", js(d.putSealedKey))
+	mux.HandleFunc("GET /v1/rooms/{id}/keys/{handle}", js(d.getSealedKey))
+	blob := d.signed(d.cfg.BlobMaxBytes, "application/octet-stream", d.putBlob)
+	mux.HandleFunc("PUT /v1/blobs/{sha256}", blob)
+	mux.HandleFunc("GET /v1/blobs/{sha256}", d.signed(0, "", d.getBlob))
+}
+
+// decodeJSON decodes exactly one JSON object with no unknown fields.
+func decodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("request body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("request body: more than one JSON value")
+	}
+	return nil
+}
+
+// memberRequest is the body of POST /v1/members and the arguments of
+// membershipd bootstrap.
+type memberRequest struct {
+	Handle       string `json:"handle"`
+	Role         string `json:"role"`
+	SignPub      string `json:"sign_pub"`
+	AgeRecipient string `json:"age_recipient"`
+}
+
+// parseMemberRequest validates a new member; it is a fuzz target.
+func parseMemberRequest(body []byte) (store.Member, error) {
+	var req memberRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return store.Member{}, err
+	}
+	return req.member()
+}
+
+func (req memberRequest) member() (store.Member, error) {
+	if err := ids.ValidHandle(req.Handle); err != nil {
+		return store.Member{}, err
+	}
+	role := store.Role(req.Role)
+	if role == "" {
+		role = store.RoleMember
+	}
+	if role != store.RoleAdmin && role != store.RoleMember {
+		return store.Member{}, fmt.Errorf("role %q: must be admin or member", req.Role)
+	}
+	if !nkeys.IsValidPublicUserKey(req.SignPub) {
+		return store.Member{}, fmt.Errorf("sign_pub %q: not an nkey user public key (U...)", req.SignPub)
+	}
+	if _, err := age.ParseX25519Recipient(req.AgeRecipient); err != nil {
+		return store.Member{}, fmt.Errorf("age_recipient %q: not an age X25519 recipient (age1...)", req.AgeRecipient)
+	}
+	return store.Member{Handle: req.Handle, Role: role, SignPub: req.SignPub, AgeRecipient: req.AgeRecipient, Created: time.Now().UTC()}, nil
+}
+
+func (d *Daemon) createMember(w http.ResponseWriter, r *http.Request, req *request) {
+	if req.member.Role != store.RoleAdmin {
+		writeError(w, http.StatusForbidden, "forbidden", "only an admin adds members")
+		return
+	}
+	m, err := parseMemberRequest(req.body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if err := d.store.CreateMember(r.Context(), m); err != nil {
+		d.storeError(w, r, err)
+		return
+	}
+	d.log.Info("member added", "handle", m.Handle, "role", m.Role, "by", req.member.Handle)
+	writeJSON(w, http.StatusCreated, m)
+}
+
+func (d *Daemon) getMember(w http.ResponseWriter, r *http.Request, req *request) {
+	handle := r.PathValue("handle")
+	if err := ids.ValidHandle(handle); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	m, err := d.store.Member(r.Context(), handle)
+	if err != nil {
+		d.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+// storeError maps store errors to statuses; anything unexpected is a 500
+// that is logged, with no detail sent to the client.
+func (d *Daemon) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, store.ErrExists):
+		writeError(w, http.StatusConflict, "exists", err.Error())
+	case errors.Is(err, store.ErrStaleEpoch):
+		writeError(w, http.StatusConflict, "stale_epoch", err.Error())
+	case errors.Is(err, store.ErrNotMember):
+		writeError(w, http.StatusConflict, "not_member", err.Error())
+	default:
+		d.internalError(w, r, err)
+	}
+}
+
+func (d *Daemon) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	d.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal", "internal error; see the server log")
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

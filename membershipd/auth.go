@@ -1,0 +1,129 @@
+package membershipd
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/unibus/unibus/internal/reqsign"
+	"github.com/unibus/unibus/membershipd/store"
+)
+
+// signatureWindow is how far a request's timestamp may be from the server's
+// clock. Nonces are kept a little longer than twice this, so a replay is
+// caught by one check or the other.
+const (
+	signatureWindow = 60 * time.Second
+	nonceTTL        = 2*signatureWindow + 5*time.Second
+)
+
+// request is a verified signed request: who sent it and its body.
+type request struct {
+	member store.Member
+	body   []byte
+}
+
+type signedHandler func(w http.ResponseWriter, r *http.Request, req *request)
+
+// signed wraps h with signed-request verification. The cheap checks (header
+// syntax, clock, known handle) come before the body is read, so an
+// unauthenticated client cannot make the server buffer large bodies; the
+// nonce is consumed only by a request whose signature is valid.
+func (d *Daemon) signed(maxBody int64, contentType string, h signedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		if auth == "" {
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "this endpoint needs a signed request (Authorization: "+reqsign.Scheme+" ...)")
+			return
+		}
+		a, err := reqsign.Parse(auth)
+		if err != nil {
+			writeError(w, http.StatusUnauthorized, "bad_authorization", err.Error())
+			return
+		}
+		now := time.Now()
+		if d := now.Sub(time.Unix(a.Timestamp, 0)); d > signatureWindow || d < -signatureWindow {
+			writeError(w, http.StatusUnauthorized, "stale_timestamp", "request timestamp is more than 60s away from the server's clock")
+			return
+		}
+		m, err := d.store.Member(r.Context(), a.Handle)
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusUnauthorized, "unknown_handle", "no member with this handle")
+			return
+		}
+		if err != nil {
+			d.internalError(w, r, err)
+			return
+		}
+		if r.Method == http.MethodPost || r.Method == http.MethodPut {
+			if !hasContentType(r, contentType) {
+				writeError(w, http.StatusUnsupportedMediaType, "bad_content_type", "Content-Type must be "+contentType)
+				return
+			}
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit of "+byteSize(maxBody))
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_body", "could not read the request body")
+			return
+		}
+		if err := reqsign.Verify(m.SignPub, a, r.Method, r.RequestURI, sha256.Sum256(body), now, signatureWindow); err != nil {
+			if errors.Is(err, reqsign.ErrBadSignature) {
+				writeError(w, http.StatusUnauthorized, "bad_signature", "signature does not verify with the member's signing key")
+				return
+			}
+			d.internalError(w, r, err)
+			return
+		}
+		err = d.store.UseNonce(r.Context(), a.Handle+":"+a.Nonce, now.Add(nonceTTL))
+		if errors.Is(err, store.ErrReplay) {
+			writeError(w, http.StatusUnauthorized, "replayed_nonce", "this nonce was already used: a replayed request")
+			return
+		}
+		if err != nil {
+			d.internalError(w, r, err)
+			return
+		}
+		h(w, r, &request{member: m, body: body})
+	}
+}
+
+func hasContentType(r *http.Request, want string) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == want
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return itoa(n>>10) + " KiB"
+	}
+	return itoa(n) + " bytes"
+}
+
+// purgeNonces keeps the SQLite nonce table at a few minutes of traffic (a
+// clustered store expires nonces by itself).
+func (d *Daemon) purgeNonces(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if _, err := d.db.PurgeNonces(ctx, now); err != nil && ctx.Err() == nil {
+				d.log.Warn("purge expired nonces", "err", err)
+			}
+		}
+	}
+}

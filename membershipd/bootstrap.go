@@ -1,0 +1,34 @@
+package membershipd
+
+import (
+	"context"
+	"errors"
+
+	"github.com/unibus/unibus/internal/cli"
+	"github.com/unibus/unibus/membershipd/store"
+)
+
+// Bootstrap makes the first admin of a fresh state dir: handle, Ed25519
+// signing key (nkey "U...") and age recipient. It is refused once any admin
+// exists, so it cannot be used to take over a running control plane; later
+// members are added through the signed API by an admin.
+func Bootstrap(ctx context.Context, stateDir, handle, signPub, ageRecipient string) (store.Member, error) {
+	m, err := memberRequest{Handle: handle, Role: string(store.RoleAdmin), SignPub: signPub, AgeRecipient: ageRecipient}.member()
+	if err != nil {
+		return store.Member{}, err
+	}
+	if err := prepareStateDir(stateDir); err != nil {
+		return store.Member{}, err
+	}
+	st, err := store.OpenSQLite(ctx, stateDir)
+	if err != nil {
+		return store.Member{}, err
+	}
+	defer st.Close()
+	err = st.CreateFirstAdmin(ctx, m)
+	if errors.Is(err, store.ErrExists) {
+		return store.Member{}, cli.WithHint(errors.New("refused: this state dir already has an admin"),
+			"bootstrap makes only the first admin; an admin adds members with `unibus member add`")
+	}
+	return m, err
+}
