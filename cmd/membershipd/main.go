@@ -24,6 +24,9 @@ func main() {
 
 func run(args []string, stderr io.Writer, getenv func(string) string) int {
 	ui := cli.UI{Prog: "membershipd", W: stderr}
+	if len(args) > 0 && args[0] == "bootstrap" {
+		return bootstrap(ui, args[1:], stderr)
+	}
 	cfg, logFormat, err := parseFlags(args, stderr, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -59,7 +62,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (me
 	// the flag list.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: membershipd [flags]\n\nThe unibus daemon: HTTP control plane and embedded NATS + JetStream.\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: membershipd [flags]\n       membershipd bootstrap --handle H --sign-pub KEY --age-recipient R [--state-dir DIR]\n\nThe unibus daemon: HTTP control plane and embedded NATS + JetStream.\n\nflags:\n")
 		fs.SetOutput(stderr)
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nenvironment:\n  UNIBUS_NATS_MONITOR=1      open the nats-server monitor on 127.0.0.1:<monitor-port>, log quiet\n  UNIBUS_NATS_DEBUG=1|trace  verbose nats-server log (implies the monitor); trace logs payloads\n")
@@ -78,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (me
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "NATS client-port TLS key `file` (PEM)")
 	fs.StringVar(&cfg.TLSCA, "tls-ca", "", "client CA `file`: clients must present a certificate it signed")
 	fs.IntVar(&cfg.MonitorPort, "monitor-port", cfg.MonitorPort, "`port` of the loopback-only nats-server monitor (opened by UNIBUS_NATS_MONITOR or UNIBUS_NATS_DEBUG)")
+	fs.Int64Var(&cfg.BlobMaxBytes, "blob-max-bytes", cfg.BlobMaxBytes, "largest blob accepted, in `bytes`")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: `text|json`")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {

@@ -54,6 +54,6 @@ func newRootCmd(ui cli.UI) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return cli.Usagef("%v", err)
 	})
-	root.AddCommand(newPKICmd(ui))
+	root.AddCommand(newPKICmd(ui), newKeygenCmd(ui), newMemberCmd(ui), newRoomCmd(ui), newSendCmd(ui), newListenCmd(ui))
 	return root
 }

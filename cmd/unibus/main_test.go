@@ -23,7 +23,14 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
-		Cmds:                map[string]func(*testscript.TestScript, bool, []string){"mode": cmdMode},
+		Setup:               setupPath,
+		Cmds: map[string]func(*testscript.TestScript, bool, []string){
+			"mode":     cmdMode,
+			"freeport": cmdFreePort,
+			"capture":  cmdCapture,
+			"waithttp": cmdWaitHTTP,
+			"waitsub":  cmdWaitSub,
+		},
 	})
 }
 

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/unibus/unibus/client"
+	"github.com/unibus/unibus/internal/cli"
+	"github.com/unibus/unibus/internal/ids"
+)
+
+// busFlags are shared by the verbs that talk to a running membershipd:
+// member, room, send, listen. Each has an environment default so a shell
+// session sets them once.
+type busFlags struct {
+	identity, server, natsURL string
+	natsCA, natsCert, natsKey string
+}
+
+func (f *busFlags) register(cmd *cobra.Command) {
+	fl := cmd.PersistentFlags()
+	fl.StringVar(&f.identity, "identity", envOr("UNIBUS_IDENTITY", defaultIdentityPath()), "identity `file` from unibus keygen ($UNIBUS_IDENTITY)")
+	fl.StringVar(&f.server, "server", envOr("UNIBUS_SERVER", "http://127.0.0.1:8470"), "membershipd control plane `URL` ($UNIBUS_SERVER)")
+	fl.StringVar(&f.natsURL, "nats", envOr("UNIBUS_NATS", "nats://127.0.0.1:4250"), "NATS `URL` of the bus ($UNIBUS_NATS)")
+	fl.StringVar(&f.natsCA, "nats-ca", os.Getenv("UNIBUS_NATS_CA"), "client CA `file` the NATS server certificate chains to ($UNIBUS_NATS_CA)")
+	fl.StringVar(&f.natsCert, "nats-cert", os.Getenv("UNIBUS_NATS_CERT"), "client certificate `file` for NATS, when the bus asks for one")
+	fl.StringVar(&f.natsKey, "nats-key", os.Getenv("UNIBUS_NATS_KEY"), "client key `file` for NATS")
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func defaultIdentityPath() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "unibus-identity"
+	}
+	return filepath.Join(dir, "unibus", "identity")
+}
+
+// client loads the identity and returns a control-plane client.
+func (f *busFlags) client() (*client.Client, error) {
+	id, err := client.LoadIdentity(f.identity)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, cli.WithHint(err, "make one with: unibus keygen --handle YOURNAME (or pass --identity)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return client.New(f.server, id), nil
+}
+
+// connect joins the bus as the identity's member.
+func (f *busFlags) connect(id *client.Identity) (*nats.Conn, error) {
+	opts := id.NATSOptions()
+	if f.natsCA != "" {
+		opts = append(opts, nats.RootCAs(f.natsCA))
+	}
+	if f.natsCert != "" || f.natsKey != "" {
+		opts = append(opts, nats.ClientCert(f.natsCert, f.natsKey))
+	}
+	nc, err := nats.Connect(f.natsURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the bus at %s: %w", f.natsURL, err)
+	}
+	return nc, nil
+}
+
+// resolveRoom accepts a room id or the name of one of the caller's rooms.
+func resolveRoom(ctx context.Context, c *client.Client, arg string) (client.Room, error) {
+	rooms, err := c.Rooms(ctx)
+	if err != nil {
+		return client.Room{}, apiErr(err)
+	}
+	var byName []client.Room
+	for _, r := range rooms {
+		if r.ID == arg {
+			return r, nil
+		}
+		if r.Name == arg {
+			byName = append(byName, r)
+		}
+	}
+	switch len(byName) {
+	case 1:
+		return byName[0], nil
+	case 0:
+		if ids.ValidRoomID(arg) == nil {
+			return client.Room{}, fmt.Errorf("room %s: not one of your rooms", arg)
+		}
+		return client.Room{}, cli.WithHint(fmt.Errorf("room %q: none of your rooms has this name or id", arg), "unibus room list shows your rooms")
+	}
+	var idList []string
+	for _, r := range byName {
+		idList = append(idList, r.ID)
+	}
+	return client.Room{}, cli.WithHint(fmt.Errorf("room %q: %d of your rooms have this name", arg, len(byName)),
+		"name it by id: %s", strings.Join(idList, ", "))
+}
+
+// apiErr turns a control-plane refusal into a one-line error with a hint
+// where the fix is known.
+func apiErr(err error) error {
+	var e *client.APIError
+	if !errors.As(err, &e) {
+		var urlErr interface{ Timeout() bool }
+		if errors.As(err, &urlErr) || strings.Contains(err.Error(), "connection refused") {
+			return cli.WithHint(err, "is membershipd running? set --server or UNIBUS_SERVER")
+		}
+		return err
+	}
+	switch e.Code {
+	case "unknown_handle":
+		return cli.WithHint(err, "your handle is not a member here: an admin adds you with unibus member add")
+	case "stale_timestamp":
+		return cli.WithHint(err, "this machine's clock is more than 60s off the server's")
+	}
+	return err
+}
