@@ -33,6 +33,8 @@ const (
 	Service     = "membershipd.service.tmpl"
 	Cluster     = "cluster.conf.tmpl"
 	NATSMonitor = "nats-monitor.conf.tmpl"
+	// Starter is the commented spec unibus init writes.
+	Starter = "starter.hcl.tmpl"
 )
 
 // Execute renders the named template with data.

@@ -55,5 +55,6 @@ func newRootCmd(ui cli.UI) *cobra.Command {
 		return cli.Usagef("%v", err)
 	})
 	root.AddCommand(newPKICmd(ui), newKeygenCmd(ui), newMemberCmd(ui), newRoomCmd(ui), newSendCmd(ui), newListenCmd(ui))
+	root.AddCommand(newInitCmd(ui), newRenderCmd(ui))
 	return root
 }
