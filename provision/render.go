@@ -190,7 +190,7 @@ type unitData struct {
 	ProtectHome         string
 	StateDirectory      string
 	Credentials         []string
-	IPAddressAllow      []string
+	IPAddressAllow      [][]string // lines of the list
 	WantedBy            string
 	ClusterCredentials  []string
 	ClusterExecStart    string
@@ -238,7 +238,7 @@ func renderNode(s *Spec, n *Node, certs *pkiState, pw *passwordStore) (NodeFiles
 	data := unitData{
 		Node: n.Name, Cluster: s.Cluster.Name, Role: "single-node " + s.Cluster.Name,
 		ExecStart: strings.Join(args, " "), DynamicUser: scope == units.System, ProtectHome: "yes",
-		StateDirectory: stateDirectory, IPAddressAllow: ipAllow(s),
+		StateDirectory: stateDirectory, IPAddressAllow: chunks(ipAllow(s), 32),
 		WantedBy: scope.WantedBy(), MonitorPort: n.Ports.Monitor,
 	}
 	if scope == units.User {
@@ -257,7 +257,7 @@ func renderNode(s *Spec, n *Node, certs *pkiState, pw *passwordStore) (NodeFiles
 		nf.add(File{Path: path.Join(cfg, "cluster-pass.age"), Mode: 0o600, Content: sealed, Secret: true})
 
 		var routes []string
-		for _, peer := range s.Nodes {
+		for _, peer := range seeds(s) {
 			if peer.Name != n.Name {
 				routes = append(routes, "nats://"+net.JoinHostPort(peer.RouteHost, strconv.Itoa(peer.Ports.Cluster)))
 			}
@@ -314,6 +314,31 @@ func renderUnit(name string, data unitData) ([]byte, error) {
 		return nil, fmt.Errorf("template %s: %w", name, err)
 	}
 	return f.Bytes()
+}
+
+// chunks splits a list setting over several lines (systemd adds them up),
+// so no line grows past go-systemd's 2048-byte limit however many peers.
+func chunks(list []string, n int) [][]string {
+	var out [][]string
+	for len(list) > n {
+		out = append(out, list[:n])
+		list = list[n:]
+	}
+	return append(out, list)
+}
+
+// maxSeeds bounds --routes: NATS routes gossip, so every node finds the
+// whole cluster through a few seeds, and a unit line stays short (go-systemd
+// reads lines of at most 2048 bytes).
+const maxSeeds = 16
+
+// seeds are the nodes every node dials: all of them in a small cluster, the
+// first maxSeeds+1 of the spec in a large one (each node skips itself).
+func seeds(s *Spec) []Node {
+	if len(s.Nodes) <= maxSeeds+1 {
+		return s.Nodes
+	}
+	return s.Nodes[:maxSeeds+1]
 }
 
 func hostPort(a netip.Addr, port int) string {

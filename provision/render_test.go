@@ -24,6 +24,11 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // clusterSpec writes a spec of len(nodes) nodes, each on its own loopback
 // address (127.0.x.y) with the default ports.
 func clusterSpec(t testing.TB, dir, operator string, nodes []string) {
+	clusterSpecOn(t, dir, "127.0", operator, nodes)
+}
+
+// clusterSpecOn is clusterSpec with addresses net.x.y.
+func clusterSpecOn(t testing.TB, dir, net, operator string, nodes []string) {
 	t.Helper()
 	var b strings.Builder
 	kv := 1
@@ -32,7 +37,7 @@ func clusterSpec(t testing.TB, dir, operator string, nodes []string) {
 	}
 	fmt.Fprintf(&b, "cluster \"test\" {\n  kv_replicas = %d\n  operator_recipients = [%q]\n}\n", kv, operator)
 	for i, r := range nodes {
-		fmt.Fprintf(&b, "node \"n%d\" {\n  addresses = [\"127.0.%d.%d\"]\n  dns = [\"n%d.test\"]\n  age_recipient = %q\n}\n", i+1, (i+1)/250, (i+1)%250+1, i+1, r)
+		fmt.Fprintf(&b, "node \"n%d\" {\n  addresses = [\"%s.%d.%d\"]\n  dns = [\"n%d.test\"]\n  age_recipient = %q\n}\n", i+1, net, (i+1)/250, (i+1)%250+1, i+1, r)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "cluster.hcl"), []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -301,4 +306,41 @@ func TestNewNodeNeedsOperatorIdentity(t *testing.T) {
 	if u := after.Node("n1").File("etc/systemd/system/membershipd-cluster.service.d/cluster.conf"); u == nil || !bytes.Contains(u.Content, []byte("nats://n4.test:6250")) {
 		t.Errorf("n1's routes do not name n4")
 	}
+}
+
+// A large cluster's lists stay within what systemd and go-systemd read:
+// IPAddressAllow= over several lines, --routes bounded to the seeds.
+func TestLargeClusterUnits(t *testing.T) {
+	dir, keys := t.TempDir(), t.TempDir()
+	op := newKey(t, keys, "operator")
+	var recips []string
+	for i := range 40 {
+		recips = append(recips, newKey(t, keys, fmt.Sprintf("n%d", i+1)).recipient)
+	}
+	clusterSpecOn(t, dir, "10.1", op.recipient, recips)
+	d := mustRender(t, mustLoad(t, dir, nil), RenderOptions{})
+	out := t.TempDir()
+	if err := d.WriteTree(out); err != nil {
+		t.Fatal(err)
+	}
+	n := d.Node("n40")
+	unit, err := units.Parse(n.File("etc/systemd/system/membershipd-cluster.service").Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := unit.Values("Service", "IPAddressAllow")
+	if len(allow) != 2 || len(strings.Fields(strings.Join(allow, " "))) != 41 {
+		t.Fatalf("IPAddressAllow= lines %q, want localhost and 40 addresses over 2 lines", allow)
+	}
+	dropIn, err := units.Parse(n.File("etc/systemd/system/membershipd-cluster.service.d/cluster.conf").Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := dropIn.Values("Service", "ExecStart")[1]
+	_, routes, _ := strings.Cut(exec, "--routes ")
+	routes, _, _ = strings.Cut(routes, " ")
+	if got := len(strings.Split(routes, ",")); got != maxSeeds+1 {
+		t.Fatalf("n40 dials %d routes, want the %d seeds", got, maxSeeds+1)
+	}
+	verifyUnits(t, out, &Desired{Unit: d.Unit, Nodes: []NodeFiles{*n}})
 }
