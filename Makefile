@@ -1,6 +1,7 @@
 # unibus — build, run, test, bench. CGO is off everywhere: static binaries.
 export CGO_ENABLED := 0
 GO ?= go
+SHELL := /bin/bash
 BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
@@ -8,6 +9,13 @@ LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
 TESTFLAGS ?= -count=1 -p 2 -timeout 25m
 
 .PHONY: build run test lint bench bench-go bench-dataplane fuzz clean
+# Fuzz targets as package:Target; `make test` runs each briefly, from the
+# committed corpus in testdata/fuzz (new finds land in the Go cache; copy
+# them into testdata/fuzz to keep them).
+FUZZ_TARGETS := ./internal/reqsign:FuzzParse \
+	./membershipd:FuzzParseMemberRequest ./membershipd:FuzzParseRoomRequest \
+	./membershipd:FuzzParseSealedKeyRequest ./membershipd:FuzzParseRoomMemberRequest
+FUZZTIME ?= 5s
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
@@ -19,6 +27,13 @@ run: build
 
 test: lint
 	$(GO) test $(TESTFLAGS) ./...
+	$(MAKE) --no-print-directory fuzz
+
+fuzz:
+	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*} 2>&1 | grep -v '^fuzz: elapsed'; \
+	done
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

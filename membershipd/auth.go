@@ -2,6 +2,7 @@ package membershipd
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -50,7 +51,7 @@ func (d *Daemon) signed(maxBody int64, contentType string, h signedHandler) http
 			writeError(w, http.StatusUnauthorized, "stale_timestamp", "request timestamp is more than 60s away from the server's clock")
 			return
 		}
-		m, err := d.store.Member(r.Context(), a.Handle)
+		m, err := d.member(r.Context(), a.Handle)
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusUnauthorized, "unknown_handle", "no member with this handle")
 			return
@@ -75,12 +76,8 @@ func (d *Daemon) signed(maxBody int64, contentType string, h signedHandler) http
 			writeError(w, http.StatusBadRequest, "bad_body", "could not read the request body")
 			return
 		}
-		if err := reqsign.Verify(m.SignPub, a, r.Method, r.RequestURI, sha256.Sum256(body), now, signatureWindow); err != nil {
-			if errors.Is(err, reqsign.ErrBadSignature) {
-				writeError(w, http.StatusUnauthorized, "bad_signature", "signature does not verify with the member's signing key")
-				return
-			}
-			d.internalError(w, r, err)
+		if err := reqsign.VerifyKey(m.pub, a, r.Method, r.RequestURI, sha256.Sum256(body), now, signatureWindow); err != nil {
+			writeError(w, http.StatusUnauthorized, "bad_signature", "signature does not verify with the member's signing key")
 			return
 		}
 		err = d.store.UseNonce(r.Context(), a.Handle+":"+a.Nonce, now.Add(nonceTTL))
@@ -92,8 +89,36 @@ func (d *Daemon) signed(maxBody int64, contentType string, h signedHandler) http
 			d.internalError(w, r, err)
 			return
 		}
-		h(w, r, &request{member: m, body: body})
+		h(w, r, &request{member: m.Member, body: body})
 	}
+}
+
+// knownMember is a member with its signing key decoded.
+type knownMember struct {
+	store.Member
+	pub ed25519.PublicKey
+}
+
+// member looks a handle up, through a cache: every signed request needs
+// it, and a member's handle, role and keys never change once created (the
+// API has no update or delete; one that adds either must evict here). Only
+// found members are cached, so a member created elsewhere (bootstrap,
+// another node) is seen at its first request.
+func (d *Daemon) member(ctx context.Context, handle string) (knownMember, error) {
+	if m, ok := d.members.Load(handle); ok {
+		return m.(knownMember), nil
+	}
+	m, err := d.store.Member(ctx, handle)
+	if err != nil {
+		return knownMember{}, err
+	}
+	pub, err := reqsign.PublicKey(m.SignPub)
+	if err != nil {
+		return knownMember{}, err
+	}
+	km := knownMember{Member: m, pub: pub}
+	d.members.Store(handle, km)
+	return km, nil
 }
 
 func hasContentType(r *http.Request, want string) bool {

@@ -26,7 +26,7 @@ type controlPlane struct {
 	alice, bob, carol *client.Client
 }
 
-func newControlPlane(t *testing.T) *controlPlane {
+func newControlPlane(t testing.TB) *controlPlane {
 	t.Helper()
 	ctx := context.Background()
 	cfg := testConfig(t)
@@ -43,7 +43,7 @@ func newControlPlane(t *testing.T) *controlPlane {
 	return cp
 }
 
-func (cp *controlPlane) addMember(t *testing.T, handle string) *client.Client {
+func (cp *controlPlane) addMember(t testing.TB, handle string) *client.Client {
 	t.Helper()
 	id := mustIdentity(t, handle)
 	if _, err := cp.alice.CreateMember(context.Background(), client.Member{Handle: handle, Role: "member", SignPub: id.SignPub(), AgeRecipient: id.Recipient()}); err != nil {
@@ -83,7 +83,7 @@ func (a *asyncErrors) has(substr string) bool {
 	return false
 }
 
-func mustIdentity(t *testing.T, handle string) *client.Identity {
+func mustIdentity(t testing.TB, handle string) *client.Identity {
 	t.Helper()
 	id, err := client.GenerateIdentity(handle)
 	if err != nil {

@@ -47,6 +47,8 @@ type Daemon struct {
 	}
 	busMu sync.Mutex // serializes bus user reloads
 
+	members sync.Map // handle -> knownMember, see Daemon.member
+
 	stopBackground context.CancelFunc
 
 	shutdownOnce sync.Once

@@ -20,7 +20,7 @@ import (
 
 // testConfig is a daemon on loopback with every port picked by the kernel
 // and its own state dir.
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.NodeName = "test-node"
@@ -37,7 +37,7 @@ func testConfig(t *testing.T) Config {
 }
 
 // startDaemon opens and starts a daemon and shuts it down when the test ends.
-func startDaemon(t *testing.T, cfg Config) *Daemon {
+func startDaemon(t testing.TB, cfg Config) *Daemon {
 	t.Helper()
 	d, err := Open(context.Background(), cfg)
 	if err != nil {
@@ -51,7 +51,7 @@ func startDaemon(t *testing.T, cfg Config) *Daemon {
 	return d
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))

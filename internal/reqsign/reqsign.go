@@ -12,6 +12,7 @@
 package reqsign
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -129,14 +130,29 @@ var (
 // against signPub, the member's nkey public key. Nonce reuse is the caller's
 // to check, after Verify: only a valid request may consume a nonce.
 func Verify(signPub string, a Auth, method, requestURI string, bodySHA256 [32]byte, now time.Time, window time.Duration) error {
+	pub, err := PublicKey(signPub)
+	if err != nil {
+		return err
+	}
+	return VerifyKey(pub, a, method, requestURI, bodySHA256, now, window)
+}
+
+// PublicKey decodes an nkey user public key ("U...") to its Ed25519 key,
+// so a server can decode each member's key once.
+func PublicKey(signPub string) (ed25519.PublicKey, error) {
+	raw, err := nkeys.Decode(nkeys.PrefixByteUser, []byte(signPub))
+	if err != nil || len(raw) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("signing key %q: not an nkey user public key", signPub)
+	}
+	return ed25519.PublicKey(raw), nil
+}
+
+// VerifyKey is [Verify] with an already decoded key.
+func VerifyKey(pub ed25519.PublicKey, a Auth, method, requestURI string, bodySHA256 [32]byte, now time.Time, window time.Duration) error {
 	if d := now.Sub(time.Unix(a.Timestamp, 0)); d > window || d < -window {
 		return ErrStale
 	}
-	kp, err := nkeys.FromPublicKey(signPub)
-	if err != nil {
-		return fmt.Errorf("stored signing key: %w", err)
-	}
-	if err := kp.Verify(Canonical(method, requestURI, bodySHA256, a), a.Sig); err != nil {
+	if !ed25519.Verify(pub, Canonical(method, requestURI, bodySHA256, a), a.Sig) {
 		return ErrBadSignature
 	}
 	return nil

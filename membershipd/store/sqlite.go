@@ -78,7 +78,7 @@ func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
 	path := filepath.Join(dir, "membershipd.db")
 	// synchronous=FULL: an acknowledged write survives power loss, as for
 	// JetStream's sync=always.
-	db, err := openDB(path, "FULL")
+	db, err := openDB(path, "FULL", 4)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
 		return nil, err
 	}
 	noncePath := filepath.Join(dir, "nonces.db")
-	if s.nonces, err = openDB(noncePath, "NORMAL"); err != nil {
+	if s.nonces, err = openDB(noncePath, "NORMAL", 1); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -99,17 +99,22 @@ func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
 	return s, nil
 }
 
-func openDB(path, synchronous string) (*sql.DB, error) {
-	// busy_timeout: a second process (bootstrap, migrate-to-kv, an
-	// operator's sqlite3) waits for the lock instead of failing at once.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(" + synchronous + ")"
+// openDB opens a WAL database with conns connections: WAL lets readers run
+// beside the one writer. Every connection gets the pragmas (the DSN applies
+// them per connection).
+func openDB(path, synchronous string, conns int) (*sql.DB, error) {
+	// busy_timeout: a second writer (another request, bootstrap,
+	// migrate-to-kv, an operator's sqlite3) waits for the lock instead of
+	// failing at once. _txlock=immediate: transactions take the write lock
+	// at BEGIN, so a read-then-write transaction cannot fail half-way when
+	// another writer got there first.
+	dsn := "file:" + path + "?_txlock=immediate&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(" + synchronous + ")"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	// One writer at a time is SQLite's model; a single connection also keeps
-	// the pragmas above on every statement.
-	db.SetMaxOpenConns(1)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)

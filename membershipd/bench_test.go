@@ -1,0 +1,143 @@
+package membershipd
+
+import (
+	"context"
+	"crypto/sha256"
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/unibus/unibus/client"
+	"github.com/unibus/unibus/internal/reqsign"
+)
+
+// BenchmarkSealedKeyFetch: signed GET of one's sealed room key, the hot
+// path of a client joining a room, against the physical limit: every
+// request costs one Ed25519 verify, measured on all cores in the same run.
+// Requests are signed before the clock starts (the load generator's work,
+// not the server's).
+func BenchmarkSealedKeyFetch(b *testing.B) {
+	cp := newControlPlane(b)
+	ctx := context.Background()
+	room, _, err := cp.alice.CreateRoomWithKey(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := cp.alice.Identity()
+	path := "/v1/rooms/" + room.ID + "/keys/alice"
+	base := "http://" + cp.d.HTTPAddr()
+	auths := make([]string, b.N)
+	for i := range auths {
+		auths[i], _ = reqsign.Sign(id.Sign, id.Handle, "GET", path, nil, time.Now())
+	}
+	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var next atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", base+path, nil)
+			req.Header.Set("Authorization", auths[next.Add(1)-1])
+			resp, err := httpc.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	reqRate := float64(b.N) / time.Since(start).Seconds()
+	b.StopTimer()
+
+	verifyRate := ed25519VerifyRate(b, id, path, auths)
+	b.ReportMetric(reqRate, "req/s")
+	b.ReportMetric(verifyRate, "verify/s")
+	b.ReportMetric(reqRate/verifyRate, "of-limit")
+}
+
+// ed25519VerifyRate verifies the same signatures on every core for about
+// half a second and returns verifies per second.
+func ed25519VerifyRate(b *testing.B, id *client.Identity, path string, auths []string) float64 {
+	parsed := make([]reqsign.Auth, 0, min(len(auths), 1000))
+	for _, a := range auths[:cap(parsed)] {
+		p, _ := reqsign.Parse(a)
+		parsed = append(parsed, p)
+	}
+	sum := sha256.Sum256(nil)
+	var total atomic.Int64
+	deadline := time.Now().Add(500 * time.Millisecond)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			n := 0
+			for time.Now().Before(deadline) {
+				for _, a := range parsed {
+					if err := reqsign.Verify(id.SignPub(), a, "GET", path, sum, time.Unix(a.Timestamp, 0), time.Minute); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+				n += len(parsed)
+			}
+			total.Add(int64(n))
+		})
+	}
+	wg.Wait()
+	return float64(total.Load()) / time.Since(start).Seconds()
+}
+
+// BenchmarkEncryptedSendReceive: one message at a time, sealed by the
+// sender, through the embedded server with ACLs on, opened by the receiver.
+func BenchmarkEncryptedSendReceive(b *testing.B) {
+	cp := newControlPlane(b)
+	ctx := context.Background()
+	room, key, err := cp.alice.CreateRoomWithKey(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := cp.alice.AddMemberWithKey(ctx, room.ID, "bob"); err != nil {
+		b.Fatal(err)
+	}
+	bobKey, _ := cp.bob.RoomKey(ctx, room.ID)
+	connect := func(c *client.Client) *nats.Conn {
+		nc, err := nats.Connect(cp.d.NATSURL(), c.Identity().NATSOptions()...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(nc.Close)
+		return nc
+	}
+	bobNC, aliceNC := connect(cp.bob), connect(cp.alice)
+	subject := client.Subject(room.ID, "bench")
+	got := make(chan *nats.Msg, 1)
+	bobNC.ChanSubscribe(subject, got)
+	bobNC.Flush()
+	payload := make([]byte, 128)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		aliceNC.PublishMsg(client.SealMessage(key, "alice", subject, payload))
+		m := <-got
+		if _, _, err := client.OpenMessage(bobKey, m); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
