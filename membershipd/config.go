@@ -82,6 +82,8 @@ type Config struct {
 
 	BlobMaxBytes int64 // largest blob accepted by PUT /v1/blobs
 
+	Cluster ClusterConfig
+
 	// NATSDebugEnv and NATSMonitorEnv are the values of UNIBUS_NATS_DEBUG and
 	// UNIBUS_NATS_MONITOR, passed in so the decision stays testable.
 	NATSDebugEnv, NATSMonitorEnv string
@@ -101,6 +103,7 @@ func DefaultConfig() Config {
 		JSSync:          JSSync{Always: true},
 		MonitorPort:     8222,
 		ShutdownTimeout: 15 * time.Second,
+		Cluster:         ClusterConfig{Addr: "0.0.0.0:6250", KVReplicas: 3},
 	}
 }
 

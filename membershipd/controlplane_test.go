@@ -170,7 +170,7 @@ func TestFullStory(t *testing.T) {
 	}
 
 	var h health
-	getJSON(t, url(cp.d, "/healthz"), &h)
+	getJSON(t, endpoint(cp.d, "/healthz"), &h)
 	if h.Posture.BusAuth != "enforce" || !h.Posture.ACL {
 		t.Errorf("posture %+v; want bus_auth enforce with acl true", h.Posture)
 	}

@@ -31,6 +31,7 @@ type Daemon struct {
 	cfg       Config
 	log       *slog.Logger
 	clientTLS *tls.Config
+	cluster   *clusterSetup // nil on a single node
 	db        *store.SQLite // node identity; the control plane too on a single node
 	store     store.Store   // the control plane
 	blobs     blobDir
@@ -68,12 +69,16 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger}
+	var err error
 	if cfg.TLSCert != "" {
 		tlsCfg, err := pki.ServerConfig(cfg.TLSCert, cfg.TLSKey, cfg.TLSCA)
 		if err != nil {
 			return nil, fmt.Errorf("client tls: %w", err)
 		}
 		d.clientTLS = tlsCfg
+	}
+	if d.cluster, err = prepareCluster(&d.cfg); err != nil {
+		return nil, err
 	}
 	if err := prepareStateDir(cfg.StateDir); err != nil {
 		return nil, err
@@ -120,6 +125,11 @@ func (d *Daemon) probePorts() error {
 	if d.cfg.NATSURL == "" {
 		if err := probe("--nats-addr", d.cfg.NATSAddr); err != nil {
 			return err
+		}
+		if d.cluster != nil {
+			if err := probe("--cluster-addr", d.cfg.Cluster.Addr); err != nil {
+				return err
+			}
 		}
 		if _, _, _, monitor := natsLogOpts(d.cfg.NATSDebugEnv, d.cfg.NATSMonitorEnv); monitor && d.cfg.MonitorPort != 0 {
 			addr := net.JoinHostPort(monitorHost, strconv.Itoa(d.cfg.MonitorPort))
@@ -194,7 +204,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		e, err := startEmbedded(&d.cfg, d.log, d.clientTLS, auth, d.busKey.kp)
+		e, err := startEmbedded(&d.cfg, d.log, d.clientTLS, d.cluster, auth, d.busKey.kp)
 		if err != nil {
 			return err
 		}
@@ -242,7 +252,18 @@ func (d *Daemon) logStart() {
 	} else {
 		attrs = append(attrs, "nats", "external")
 	}
+	if d.cluster != nil {
+		attrs = append(attrs, "cluster", d.cfg.Cluster.Name, "routes", len(d.cluster.routes), "route_tls", d.cluster.tls != nil, "kv_replicas", d.cfg.Cluster.KVReplicas)
+	}
 	d.log.Info("membershipd serving", attrs...)
+	if d.cluster != nil {
+		for _, w := range d.cluster.warnings {
+			d.log.Warn(w)
+		}
+		if d.cfg.Cluster.KVReplicas == 1 {
+			d.log.Warn("--kv-replicas 1: control-plane state has one copy and is not highly available; raise it to 3 once three nodes run")
+		}
+	}
 	switch d.cfg.BusAuth {
 	case BusAuthOff:
 		d.log.Warn("--bus-auth off: any client may publish and subscribe on any subject; for development only")

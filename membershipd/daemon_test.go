@@ -38,7 +38,7 @@ func TestMonitorOpensOnlyWhenAskedAndOnlyOnLoopback(t *testing.T) {
 			t.Fatalf("monitor socket listens on %v; want exactly 127.0.0.1", ips)
 		}
 		var h health
-		getJSON(t, url(d, "/healthz"), &h)
+		getJSON(t, endpoint(d, "/healthz"), &h)
 		if h.Posture.Monitor != "loopback" {
 			t.Errorf("healthz posture.monitor = %q; want loopback", h.Posture.Monitor)
 		}
@@ -66,7 +66,7 @@ func TestMonitorOpensOnlyWhenAskedAndOnlyOnLoopback(t *testing.T) {
 			t.Fatalf("monitor port %d accepts connections", port)
 		}
 		var h health
-		getJSON(t, url(d, "/healthz"), &h)
+		getJSON(t, endpoint(d, "/healthz"), &h)
 		if h.Posture.Monitor != "off" {
 			t.Errorf("healthz posture.monitor = %q; want off", h.Posture.Monitor)
 		}
@@ -124,7 +124,7 @@ func TestHealthz(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	resp, err := http.Get(url(d, "/healthz"))
+	resp, err := http.Get(endpoint(d, "/healthz"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,11 +167,11 @@ func TestReadyzTransition(t *testing.T) {
 	d := startDaemon(t, cfg)
 
 	var e apiError
-	if code := getJSON(t, url(d, "/readyz"), &e); code != http.StatusServiceUnavailable || e.Code != "not_ready" || e.Error == "" {
+	if code := getJSON(t, endpoint(d, "/readyz"), &e); code != http.StatusServiceUnavailable || e.Code != "not_ready" || e.Error == "" {
 		t.Fatalf("readyz before NATS: %d %+v; want 503 not_ready with a reason", code, e)
 	}
 	var h health
-	getJSON(t, url(d, "/healthz"), &h)
+	getJSON(t, endpoint(d, "/healthz"), &h)
 	if h.Status != "starting" || h.Reason == "" {
 		t.Errorf("healthz before NATS: status %q reason %q", h.Status, h.Reason)
 	}
@@ -183,9 +183,9 @@ func TestReadyzTransition(t *testing.T) {
 	ns.Start()
 	t.Cleanup(ns.Shutdown)
 	waitFor(t, "/readyz 200", 15*time.Second, func() bool {
-		return getJSON(t, url(d, "/readyz"), nil) == http.StatusOK
+		return getJSON(t, endpoint(d, "/readyz"), nil) == http.StatusOK
 	})
-	getJSON(t, url(d, "/healthz"), &h)
+	getJSON(t, endpoint(d, "/healthz"), &h)
 	if h.Status != "ok" || h.NATS.Mode != "external" || !h.NATS.JetStream.Enabled {
 		t.Errorf("healthz after NATS: %+v", h)
 	}

@@ -28,6 +28,7 @@ type dataPlaneHealth struct {
 	Connected bool           `json:"connected"`
 	Clients   *int           `json:"clients,omitempty"` // embedded only
 	JetStream jetStreamCount `json:"jetstream"`
+	Cluster   *clusterHealth `json:"cluster,omitempty"`
 }
 
 type jetStreamCount struct {

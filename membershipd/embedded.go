@@ -36,6 +36,27 @@ type busAuth struct {
 	warn  server.Authentication // warn: logs anonymous clients
 }
 
+// clusterOptions adds routes: mutual TLS with the route CA, a route
+// password injected into every route URL, and the JetStream cluster name.
+func clusterOptions(opts *server.Options, name string, cs *clusterSetup) {
+	port := cs.port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts.Cluster = server.ClusterOpts{
+		Name:     name,
+		Host:     cs.host,
+		Port:     port,
+		Username: cs.user,
+		Password: cs.pass,
+	}
+	if cs.tls != nil {
+		opts.Cluster.TLSConfig = cs.tls
+		opts.Cluster.TLSTimeout = 2
+	}
+	opts.Routes = cs.routes
+}
+
 // natsOptions turns the daemon's config into nats-server options.
 func natsOptions(cfg *Config, clientTLS *tls.Config, auth busAuth) (*server.Options, error) {
 	host, portStr, err := net.SplitHostPort(cfg.NATSAddr)
@@ -93,10 +114,13 @@ func natsOptions(cfg *Config, clientTLS *tls.Config, auth busAuth) (*server.Opti
 
 // startEmbedded starts the server and connects the daemon to it in process,
 // as the nkey self when the bus enforces authentication.
-func startEmbedded(cfg *Config, log *slog.Logger, clientTLS *tls.Config, auth busAuth, self nkeys.KeyPair) (*embedded, error) {
+func startEmbedded(cfg *Config, log *slog.Logger, clientTLS *tls.Config, cs *clusterSetup, auth busAuth, self nkeys.KeyPair) (*embedded, error) {
 	opts, err := natsOptions(cfg, clientTLS, auth)
 	if err != nil {
 		return nil, err
+	}
+	if cs != nil {
+		clusterOptions(opts, cfg.Cluster.Name, cs)
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -149,18 +173,32 @@ func (e *embedded) ready(ctx context.Context) error {
 	if !e.srv.JetStreamEnabled() {
 		return errors.New("jetstream is starting")
 	}
-	_, err := jetStreamReady(ctx, e.js)
-	return err
+	if _, err := jetStreamReady(ctx, e.js); err != nil {
+		return err
+	}
+	if e.clustered() {
+		if h := convergence(ctx, e.srv, e.js); !h.Converged {
+			return h.notConverged()
+		}
+	}
+	return nil
 }
+
+func (e *embedded) clustered() bool { return e.opts.Cluster.Name != "" }
 
 func (e *embedded) health(ctx context.Context) dataPlaneHealth {
 	n := e.srv.NumClients()
-	return dataPlaneHealth{
+	h := dataPlaneHealth{
 		Mode:      "embedded",
 		Connected: e.nc.IsConnected(),
 		Clients:   &n,
 		JetStream: jetStreamHealth(ctx, e.nc, e.js),
 	}
+	if e.clustered() {
+		c := convergence(ctx, e.srv, e.js)
+		h.Cluster = &c
+	}
+	return h
 }
 
 // clientURL is where NATS clients connect, with the port actually bound.

@@ -140,7 +140,7 @@ func portOf(t *testing.T, hostport string) int {
 	return n
 }
 
-func url(d *Daemon, path string) string { return fmt.Sprintf("http://%s%s", d.HTTPAddr(), path) }
+func endpoint(d *Daemon, path string) string { return fmt.Sprintf("http://%s%s", d.HTTPAddr(), path) }
 
 // jsonDecodeTee decodes resp's body into v and keeps the raw text in raw.
 func jsonDecodeTee(resp *http.Response, raw *strings.Builder, v any) error {

@@ -72,6 +72,7 @@ func (d *Daemon) posture() posture {
 	return posture{
 		BusAuth:    string(d.cfg.BusAuth),
 		ACL:        d.cfg.BusAuth == BusAuthEnforce && d.NATSURL() != "",
+		RouteTLS:   d.cluster != nil && d.cluster.tls != nil,
 		ClientTLS:  d.clientTLS != nil,
 		ClientCert: d.clientTLS != nil && d.clientTLS.ClientCAs != nil,
 		Monitor:    monitor,

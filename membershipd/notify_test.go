@@ -24,7 +24,7 @@ func TestSystemdNotify(t *testing.T) {
 		t.Fatalf("first notification %q; want READY=1", got)
 	}
 	// READY=1 promises service: /readyz must already agree.
-	if code := getJSON(t, url(d, "/readyz"), nil); code != 200 {
+	if code := getJSON(t, endpoint(d, "/readyz"), nil); code != 200 {
 		t.Fatalf("READY=1 sent but /readyz is %d", code)
 	}
 	d.Shutdown()

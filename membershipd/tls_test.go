@@ -33,11 +33,11 @@ func TestClientTLS(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = p("nodes", "n1", "client.crt"), p("nodes", "n1", "client.key"), p("client-ca.crt")
 	d := startDaemon(t, cfg)
-	if code := getJSON(t, url(d, "/readyz"), nil); code != 200 {
+	if code := getJSON(t, endpoint(d, "/readyz"), nil); code != 200 {
 		t.Fatalf("readyz with client TLS = %d", code)
 	}
 	var h health
-	getJSON(t, url(d, "/healthz"), &h)
+	getJSON(t, endpoint(d, "/healthz"), &h)
 	if !h.Posture.ClientTLS || !h.Posture.ClientCert {
 		t.Errorf("posture %+v; want client_tls and client_cert_auth true", h.Posture)
 	}

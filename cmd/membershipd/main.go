@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/unibus/unibus/internal/cli"
@@ -65,7 +66,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (me
 		fmt.Fprintf(stderr, "usage: membershipd [flags]\n       membershipd bootstrap --handle H --sign-pub KEY --age-recipient R [--state-dir DIR]\n\nThe unibus daemon: HTTP control plane and embedded NATS + JetStream.\n\nflags:\n")
 		fs.SetOutput(stderr)
 		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nenvironment:\n  UNIBUS_NATS_MONITOR=1      open the nats-server monitor on 127.0.0.1:<monitor-port>, log quiet\n  UNIBUS_NATS_DEBUG=1|trace  verbose nats-server log (implies the monitor); trace logs payloads\n")
+		fmt.Fprintf(stderr, "\nenvironment:\n  UNIBUS_NATS_MONITOR=1      open the nats-server monitor on 127.0.0.1:<monitor-port>, log quiet\n  UNIBUS_NATS_DEBUG=1|trace  verbose nats-server log (implies the monitor); trace logs payloads\n  UNIBUS_CLUSTER_PASS        route password, when no --cluster-pass-file\n  CREDENTIALS_DIRECTORY      set by systemd: the credential age-identity opens an encrypted pass file\n")
 		fs.SetOutput(io.Discard)
 	}
 	var busAuth, jsSync, logFormat string
@@ -82,6 +83,19 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (me
 	fs.StringVar(&cfg.TLSCA, "tls-ca", "", "client CA `file`: clients must present a certificate it signed")
 	fs.IntVar(&cfg.MonitorPort, "monitor-port", cfg.MonitorPort, "`port` of the loopback-only nats-server monitor (opened by UNIBUS_NATS_MONITOR or UNIBUS_NATS_DEBUG)")
 	fs.Int64Var(&cfg.BlobMaxBytes, "blob-max-bytes", cfg.BlobMaxBytes, "largest blob accepted, in `bytes`")
+	var routes string
+	cl := &cfg.Cluster
+	fs.StringVar(&cl.Name, "cluster-name", "", "join the NATS cluster of this `name` (needs --bus-auth enforce)")
+	fs.StringVar(&cl.Addr, "cluster-addr", cl.Addr, "route listener `host:port`")
+	fs.StringVar(&routes, "routes", "", "comma-separated `URLs` of the other nodes' route ports, bare: nats://host:6250")
+	fs.StringVar(&cl.RouteTLSCert, "route-tls-cert", "", "route certificate `file`, signed by the route CA")
+	fs.StringVar(&cl.RouteTLSKey, "route-tls-key", "", "route key `file`")
+	fs.StringVar(&cl.RouteTLSCA, "route-tls-ca", "", "route CA `file` (never the client CA)")
+	fs.StringVar(&cl.User, "cluster-user", "unibus", "route `user` name")
+	fs.StringVar(&cl.PassFile, "cluster-pass-file", "", "route password `file`: plain (mode 0600) or age-encrypted")
+	fs.StringVar(&cl.Pass, "cluster-pass", "", "route `password` (deprecated: visible in ps and journald; use --cluster-pass-file or UNIBUS_CLUSTER_PASS)")
+	fs.StringVar(&cl.AgeIdentity, "age-identity", "", "age identity `file` that opens an encrypted --cluster-pass-file (default: the systemd credential age-identity)")
+	fs.IntVar(&cl.KVReplicas, "kv-replicas", cl.KVReplicas, "replicas of the control-plane KV buckets in a cluster: `1|3` (1 is not HA)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: `text|json`")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +119,15 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (me
 	if cfg.JSSync, err = membershipd.ParseJSSync(jsSync); err != nil {
 		return cfg, "", cli.Usagef("%v", err)
 	}
+	if routes != "" {
+		cl.Routes = strings.Split(routes, ",")
+	}
+	if cl.Pass != "" {
+		cl.PassFromFlag = true
+	} else {
+		cl.Pass = getenv("UNIBUS_CLUSTER_PASS")
+	}
+	cl.CredentialsDir = getenv("CREDENTIALS_DIRECTORY")
 	cfg.NATSDebugEnv = getenv("UNIBUS_NATS_DEBUG")
 	cfg.NATSMonitorEnv = getenv("UNIBUS_NATS_MONITOR")
 	return cfg, logFormat, nil
