@@ -33,6 +33,8 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
 			"holdport": holdPort,
+			"pki":      cmdPKI,
+			"agepass":  cmdAgePass,
 		},
 	})
 }
