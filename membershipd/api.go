@@ -97,7 +97,7 @@ func (d *Daemon) createMember(w http.ResponseWriter, r *http.Request, req *reque
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	if err := d.store.CreateMember(r.Context(), m); err != nil {
+	if err := d.st().CreateMember(r.Context(), m); err != nil {
 		d.storeError(w, r, err)
 		return
 	}
@@ -111,7 +111,7 @@ func (d *Daemon) getMember(w http.ResponseWriter, r *http.Request, req *request)
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	m, err := d.store.Member(r.Context(), handle)
+	m, err := d.st().Member(r.Context(), handle)
 	if err != nil {
 		d.storeError(w, r, err)
 		return

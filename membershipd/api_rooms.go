@@ -77,7 +77,7 @@ func (d *Daemon) createRoom(w http.ResponseWriter, r *http.Request, req *request
 	}
 	room := store.Room{ID: ids.NewRoomID(), Name: name, Owner: req.member.Handle, KeyEpoch: 1,
 		Members: []string{req.member.Handle}, Created: time.Now().UTC()}
-	if err := d.store.CreateRoom(r.Context(), room); err != nil {
+	if err := d.st().CreateRoom(r.Context(), room); err != nil {
 		d.storeError(w, r, err)
 		return
 	}
@@ -87,7 +87,7 @@ func (d *Daemon) createRoom(w http.ResponseWriter, r *http.Request, req *request
 }
 
 func (d *Daemon) listRooms(w http.ResponseWriter, r *http.Request, req *request) {
-	rooms, err := d.store.RoomsOf(r.Context(), req.member.Handle)
+	rooms, err := d.st().RoomsOf(r.Context(), req.member.Handle)
 	if err != nil {
 		d.storeError(w, r, err)
 		return
@@ -106,7 +106,7 @@ func (d *Daemon) roomFor(w http.ResponseWriter, r *http.Request, req *request) (
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return store.Room{}, false
 	}
-	room, err := d.store.Room(r.Context(), id)
+	room, err := d.st().Room(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Not a member and not found look alike: room ids are not disclosed.
 		writeError(w, http.StatusNotFound, "not_found", "no such room, or you are not in it")
@@ -148,11 +148,11 @@ func (d *Daemon) addRoomMember(w http.ResponseWriter, r *http.Request, req *requ
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	if _, err := d.store.Member(r.Context(), handle); err != nil {
+	if _, err := d.st().Member(r.Context(), handle); err != nil {
 		d.storeError(w, r, err)
 		return
 	}
-	if err := d.store.AddRoomMember(r.Context(), room.ID, handle); err != nil {
+	if err := d.st().AddRoomMember(r.Context(), room.ID, handle); err != nil {
 		d.storeError(w, r, err)
 		return
 	}
@@ -181,7 +181,7 @@ func (d *Daemon) removeRoomMember(w http.ResponseWriter, r *http.Request, req *r
 		writeError(w, http.StatusConflict, "owner", "the room's owner cannot be removed")
 		return
 	}
-	epoch, err := d.store.RemoveRoomMember(r.Context(), room.ID, handle)
+	epoch, err := d.st().RemoveRoomMember(r.Context(), room.ID, handle)
 	if err != nil {
 		d.storeError(w, r, err)
 		return
@@ -192,7 +192,7 @@ func (d *Daemon) removeRoomMember(w http.ResponseWriter, r *http.Request, req *r
 }
 
 func (d *Daemon) writeRoom(w http.ResponseWriter, r *http.Request, id string, status int) {
-	room, err := d.store.Room(r.Context(), id)
+	room, err := d.st().Room(r.Context(), id)
 	if err != nil {
 		d.storeError(w, r, err)
 		return
@@ -226,7 +226,7 @@ func (d *Daemon) putSealedKey(w http.ResponseWriter, r *http.Request, req *reque
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	if err := d.store.PutSealedKey(r.Context(), store.SealedKey{Room: room.ID, Handle: handle, Epoch: k.Epoch, Sealed: k.Sealed}); err != nil {
+	if err := d.st().PutSealedKey(r.Context(), store.SealedKey{Room: room.ID, Handle: handle, Epoch: k.Epoch, Sealed: k.Sealed}); err != nil {
 		d.storeError(w, r, err)
 		return
 	}
@@ -250,7 +250,7 @@ func (d *Daemon) getSealedKey(w http.ResponseWriter, r *http.Request, req *reque
 		}
 		return
 	}
-	k, err := d.store.SealedKey(r.Context(), id, req.member.Handle)
+	k, err := d.st().SealedKey(r.Context(), id, req.member.Handle)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "no such room, you are not in it, or no key was shared with you yet")
 		return

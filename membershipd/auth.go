@@ -36,6 +36,11 @@ type signedHandler func(w http.ResponseWriter, r *http.Request, req *request)
 // nonce is consumed only by a request whose signature is valid.
 func (d *Daemon) signed(maxBody int64, contentType string, h signedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !d.controlReady() {
+			w.Header().Set("Retry-After", "2")
+			writeError(w, http.StatusServiceUnavailable, "starting", "the control-plane store is not ready yet")
+			return
+		}
 		auth := r.Header.Get("Authorization")
 		if auth == "" {
 			writeError(w, http.StatusUnauthorized, "unauthenticated", "this endpoint needs a signed request (Authorization: "+reqsign.Scheme+" ...)")
@@ -80,7 +85,7 @@ func (d *Daemon) signed(maxBody int64, contentType string, h signedHandler) http
 			writeError(w, http.StatusUnauthorized, "bad_signature", "signature does not verify with the member's signing key")
 			return
 		}
-		err = d.store.UseNonce(r.Context(), a.Handle+":"+a.Nonce, now.Add(nonceTTL))
+		err = d.st().UseNonce(r.Context(), a.Handle+":"+a.Nonce, now.Add(nonceTTL))
 		if errors.Is(err, store.ErrReplay) {
 			writeError(w, http.StatusUnauthorized, "replayed_nonce", "this nonce was already used: a replayed request")
 			return
@@ -108,7 +113,7 @@ func (d *Daemon) member(ctx context.Context, handle string) (knownMember, error)
 	if m, ok := d.members.Load(handle); ok {
 		return m.(knownMember), nil
 	}
-	m, err := d.store.Member(ctx, handle)
+	m, err := d.st().Member(ctx, handle)
 	if err != nil {
 		return knownMember{}, err
 	}

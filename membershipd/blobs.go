@@ -1,6 +1,7 @@
 package membershipd
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,7 +14,16 @@ import (
 	"strconv"
 
 	"github.com/unibus/unibus/internal/ids"
+	"github.com/unibus/unibus/membershipd/store"
 )
+
+// blobStore keeps blob bytes by SHA-256: a folder on a single node, a
+// JetStream object store in a cluster. Open returns store.ErrNotFound for
+// an unknown digest.
+type blobStore interface {
+	Put(ctx context.Context, sum string, data []byte) error
+	Open(ctx context.Context, sum string) (io.ReadCloser, int64, error)
+}
 
 // blobDir stores blobs by SHA-256 under <state-dir>/blobs/<2 hex>/<64 hex>.
 // Paths are built only from validated digests, never from a request string.
@@ -23,7 +33,7 @@ func (b blobDir) path(sum string) string { return filepath.Join(string(b), sum[:
 
 // put writes data under its digest: temp file, fsync, rename, so a reader
 // never sees a partial blob and a crash leaves none behind but temp files.
-func (b blobDir) put(sum string, data []byte) error {
+func (b blobDir) Put(_ context.Context, sum string, data []byte) error {
 	dst := b.path(sum)
 	if _, err := os.Stat(dst); err == nil {
 		return nil // content-addressed: same digest, same bytes
@@ -50,7 +60,21 @@ func (b blobDir) put(sum string, data []byte) error {
 	return os.Rename(f.Name(), dst)
 }
 
-func (b blobDir) open(sum string) (*os.File, error) { return os.Open(b.path(sum)) }
+func (b blobDir) Open(_ context.Context, sum string) (io.ReadCloser, int64, error) {
+	f, err := os.Open(b.path(sum))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}
 
 // blobRoom reads and checks the ?room= parameter and the caller's membership.
 func (d *Daemon) blobRoom(w http.ResponseWriter, r *http.Request, req *request) (sum, room string, ok bool) {
@@ -64,7 +88,7 @@ func (d *Daemon) blobRoom(w http.ResponseWriter, r *http.Request, req *request) 
 		writeError(w, http.StatusBadRequest, "bad_request", "?room=: "+err.Error())
 		return "", "", false
 	}
-	rm, err := d.store.Room(r.Context(), room)
+	rm, err := d.st().Room(r.Context(), room)
 	if err != nil || !rm.Has(req.member.Handle) {
 		writeError(w, http.StatusNotFound, "not_found", "no such room, or you are not in it")
 		return "", "", false
@@ -82,13 +106,13 @@ func (d *Daemon) putBlob(w http.ResponseWriter, r *http.Request, req *request) {
 		writeError(w, http.StatusBadRequest, "digest_mismatch", "the body's SHA-256 is not the blob id in the path")
 		return
 	}
-	if err := d.blobs.put(sum, req.body); err != nil {
+	if err := d.blobStore().Put(r.Context(), sum, req.body); err != nil {
 		d.internalError(w, r, fmt.Errorf("write blob: %w", err))
 		return
 	}
 	// Recorded after the bytes are safely on disk: a blob listed is a blob
 	// that can be read.
-	if err := d.store.AddBlob(r.Context(), sum, room, int64(len(req.body))); err != nil {
+	if err := d.st().AddBlob(r.Context(), sum, room, int64(len(req.body))); err != nil {
 		d.storeError(w, r, err)
 		return
 	}
@@ -100,7 +124,7 @@ func (d *Daemon) getBlob(w http.ResponseWriter, r *http.Request, req *request) {
 	if !ok {
 		return
 	}
-	in, err := d.store.BlobInRoom(r.Context(), sum, room)
+	in, err := d.st().BlobInRoom(r.Context(), sum, room)
 	if err != nil {
 		d.storeError(w, r, err)
 		return
@@ -109,8 +133,8 @@ func (d *Daemon) getBlob(w http.ResponseWriter, r *http.Request, req *request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such blob in this room")
 		return
 	}
-	f, err := d.blobs.open(sum)
-	if errors.Is(err, fs.ErrNotExist) {
+	f, size, err := d.blobStore().Open(r.Context(), sum)
+	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "no such blob in this room")
 		return
 	}
@@ -119,13 +143,8 @@ func (d *Daemon) getBlob(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		d.internalError(w, r, err)
-		return
-	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(st.Size(), 10))
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
 	io.Copy(w, f)
 }

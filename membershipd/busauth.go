@@ -50,13 +50,17 @@ func busUsers(members []store.Member, rooms []store.Room, daemonPub string) []*s
 	return users
 }
 
-// loadBusUsers reads the store into nkey users.
+// loadBusUsers reads the store into nkey users. Before the store is ready
+// (a cluster node waiting for its KV buckets) only the daemon may connect.
 func (d *Daemon) loadBusUsers(ctx context.Context) ([]*server.NkeyUser, error) {
-	members, err := d.store.AllMembers(ctx)
+	if !d.controlReady() {
+		return busUsers(nil, nil, d.busKey.pub), nil
+	}
+	members, err := d.st().AllMembers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rooms, err := d.store.AllRooms(ctx)
+	rooms, err := d.st().AllRooms(ctx)
 	if err != nil {
 		return nil, err
 	}

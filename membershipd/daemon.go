@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,11 +34,12 @@ type Daemon struct {
 	clientTLS *tls.Config
 	cluster   *clusterSetup // nil on a single node
 	db        *store.SQLite // node identity; the control plane too on a single node
-	store     store.Store   // the control plane
-	blobs     blobDir
-	httpLn    net.Listener
-	httpSrv   *http.Server
-	started   time.Time
+	// control is the control-plane state, published once it can serve:
+	// at Open on a single node, once JetStream KV is reachable in a cluster.
+	control atomic.Pointer[controlState]
+	httpLn  net.Listener
+	httpSrv *http.Server
+	started time.Time
 
 	mu sync.RWMutex
 	dp dataPlane // nil until NATS is up
@@ -99,8 +101,10 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 		st.Close()
 		return nil, err
 	}
-	d.db, d.store, d.httpLn = st, st, ln
-	d.blobs = blobDir(filepath.Join(cfg.StateDir, "blobs"))
+	d.db, d.httpLn = st, ln
+	if d.cluster == nil {
+		d.control.Store(&controlState{store: st, blobs: blobDir(filepath.Join(cfg.StateDir, "blobs"))})
+	}
 	return d, nil
 }
 
@@ -313,6 +317,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("shutting down")
 	return d.Shutdown()
 }
+
+// controlState is where the control plane keeps members, rooms, keys and
+// blobs.
+type controlState struct {
+	store store.Store
+	blobs blobStore
+}
+
+// st is the control-plane store. Handlers behind [Daemon.signed] always
+// see it set; elsewhere check [Daemon.controlReady] first.
+func (d *Daemon) st() store.Store { return d.control.Load().store }
+
+func (d *Daemon) blobStore() blobStore { return d.control.Load().blobs }
+
+// controlReady reports whether the control-plane store can serve.
+func (d *Daemon) controlReady() bool { return d.control.Load() != nil }
 
 func (d *Daemon) dataPlane() dataPlane {
 	d.mu.RLock()
