@@ -8,7 +8,7 @@ LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
 # Two cores: two test binaries at a time, each free to use both.
 TESTFLAGS ?= -count=1 -p 2 -timeout 25m
 
-.PHONY: build run test lint bench bench-go bench-dataplane fuzz clean
+.PHONY: build run test lint bench bench-go bench-dataplane bench-controlplane fuzz clean
 # Fuzz targets as package:Target; `make test` runs each briefly, from the
 # committed corpus in testdata/fuzz (new finds land in the Go cache; copy
 # them into testdata/fuzz to keep them).
@@ -40,13 +40,16 @@ lint:
 	$(GO) vet ./...
 
 # Benchmarks are never part of `make test`: the machine is shared and noisy.
-bench: bench-go bench-dataplane
+bench: bench-go bench-dataplane bench-controlplane
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
 bench-dataplane: build
 	./scripts/bench-dataplane.sh
+
+bench-controlplane: build
+	./scripts/bench-controlplane.sh
 
 clean:
 	rm -rf $(BIN)
