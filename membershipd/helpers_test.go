@@ -59,7 +59,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // getJSON fetches url and decodes its JSON body into v, returning the status.
-func getJSON(t *testing.T, url string, v any) int {
+func getJSON(t testing.TB, url string, v any) int {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -76,7 +76,7 @@ func getJSON(t *testing.T, url string, v any) int {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -89,7 +89,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 
 // listeningIPs reads the kernel's socket tables for TCP sockets in LISTEN
 // state on port: the truth about a bind, whatever the config said.
-func listeningIPs(t *testing.T, port int) []net.IP {
+func listeningIPs(t testing.TB, port int) []net.IP {
 	t.Helper()
 	var ips []net.IP
 	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
@@ -118,7 +118,7 @@ func listeningIPs(t *testing.T, port int) []net.IP {
 
 // procNetIP decodes /proc/net/tcp's address: 32-bit words in host (little
 // endian) order.
-func procNetIP(t *testing.T, h string) net.IP {
+func procNetIP(t testing.TB, h string) net.IP {
 	b, err := hex.DecodeString(h)
 	if err != nil {
 		t.Fatalf("bad /proc/net address %q", h)
@@ -130,7 +130,7 @@ func procNetIP(t *testing.T, h string) net.IP {
 	return ip
 }
 
-func portOf(t *testing.T, hostport string) int {
+func portOf(t testing.TB, hostport string) int {
 	t.Helper()
 	_, p, err := net.SplitHostPort(hostport)
 	if err != nil {
@@ -149,3 +149,14 @@ func jsonDecodeTee(resp *http.Response, raw *strings.Builder, v any) error {
 }
 
 func readCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+
+// getJSONQuiet is a GET that returns only the status (0 on a transport
+// error), for polling.
+func getJSONQuiet(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

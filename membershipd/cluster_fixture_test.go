@@ -1,0 +1,163 @@
+package membershipd
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/unibus/unibus/pki"
+)
+
+// testCluster is three membershipd nodes on loopback ports with mutual-TLS
+// routes, certificates made for the test, and state dirs that survive a
+// node's crash and restart.
+type testCluster struct {
+	t     testing.TB
+	cfgs  []Config
+	nodes []*Daemon // nil while a node is down
+}
+
+func newTestCluster(t testing.TB, mutate func(i int, cfg *Config)) *testCluster {
+	t.Helper()
+	dir := t.TempDir()
+	pkiDir := pki.Dir(filepath.Join(dir, "pki"))
+	cas, err := pkiDir.InitCAs(pki.InitOptions{Cluster: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := filepath.Join(dir, "cluster-pass")
+	if err := os.WriteFile(pass, []byte("test-route-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	clusterPorts := freePorts(t, n)
+	tc := &testCluster{t: t, nodes: make([]*Daemon, n)}
+	for i := range n {
+		name := fmt.Sprintf("n%d", i+1)
+		if _, err := pkiDir.IssueNode(cas, pki.Node{Name: name, DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, pki.IssueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(t)
+		cfg.NodeName = name
+		cfg.BusAuth = BusAuthEnforce
+		cfg.StateDir = filepath.Join(dir, name)
+		cfg.Cluster = ClusterConfig{
+			Name:         "test",
+			Addr:         fmt.Sprintf("127.0.0.1:%d", clusterPorts[i]),
+			RouteTLSCert: filepath.Join(string(pkiDir), "nodes", name, "route.crt"),
+			RouteTLSKey:  filepath.Join(string(pkiDir), "nodes", name, "route.key"),
+			RouteTLSCA:   filepath.Join(string(pkiDir), "route-ca.crt"),
+			PassFile:     pass,
+			KVReplicas:   3,
+		}
+		for j := range n {
+			if j != i {
+				cfg.Cluster.Routes = append(cfg.Cluster.Routes, fmt.Sprintf("nats://127.0.0.1:%d", clusterPorts[j]))
+			}
+		}
+		if mutate != nil {
+			mutate(i, &cfg)
+		}
+		tc.cfgs = append(tc.cfgs, cfg)
+	}
+	for i := range n {
+		tc.start(i)
+	}
+	t.Cleanup(func() {
+		for _, d := range tc.nodes {
+			if d != nil {
+				d.Shutdown()
+			}
+		}
+	})
+	return tc
+}
+
+// start opens and starts node i on its state dir. HTTP and NATS client
+// ports are new each time; the route port stays, since peers dial it.
+func (tc *testCluster) start(i int) *Daemon {
+	tc.t.Helper()
+	d, err := Open(context.Background(), tc.cfgs[i])
+	if err != nil {
+		tc.t.Fatalf("open %s: %v", tc.cfgs[i].NodeName, err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		d.Shutdown()
+		tc.t.Fatalf("start %s: %v", tc.cfgs[i].NodeName, err)
+	}
+	tc.nodes[i] = d
+	return d
+}
+
+// kill stops node i hard: no lame duck, no leader transfer, no goodbye to
+// the peers; its state dir stays as the crash left it.
+func (tc *testCluster) kill(i int) {
+	tc.t.Helper()
+	tc.nodes[i].crash()
+	tc.nodes[i] = nil
+}
+
+// waitReady waits until every running node's /readyz says 200.
+func (tc *testCluster) waitReady(timeout time.Duration) {
+	tc.t.Helper()
+	waitFor(tc.t, "every running node ready", timeout, func() bool {
+		for _, d := range tc.nodes {
+			if d != nil && getJSONQuiet(endpoint(d, "/readyz")) != 200 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// readyzReason is node i's /readyz answer: status and reason.
+func (tc *testCluster) readyzReason(i int) (int, string) {
+	var e apiError
+	code := getJSON(tc.t, endpoint(tc.nodes[i], "/readyz"), &e)
+	return code, e.Error
+}
+
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+// crash is a hard stop for tests: the NATS server is shut down without lame
+// duck, HTTP closes its listener, the store closes. Nothing is flushed that
+// a killed process would not have flushed.
+func (d *Daemon) crash() {
+	d.shutdownOnce.Do(func() {
+		if e, ok := d.dataPlane().(*embedded); ok {
+			e.nc.Close()
+			e.srv.Shutdown()
+			e.srv.WaitForShutdown()
+		}
+		if d.httpSrv != nil {
+			d.httpSrv.Close()
+		}
+		if d.stopBackground != nil {
+			d.stopBackground()
+		}
+		d.db.Close()
+	})
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
