@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 // node's crash and restart.
 type testCluster struct {
 	t     testing.TB
+	pki   pki.Dir
 	cfgs  []Config
 	nodes []*Daemon // nil while a node is down
 }
@@ -36,7 +36,7 @@ func newTestCluster(t testing.TB, mutate func(i int, cfg *Config)) *testCluster 
 	}
 	const n = 3
 	clusterPorts := freePorts(t, n)
-	tc := &testCluster{t: t, nodes: make([]*Daemon, n)}
+	tc := &testCluster{t: t, pki: pkiDir, nodes: make([]*Daemon, n)}
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
 		if _, err := pkiDir.IssueNode(cas, pki.Node{Name: name, DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, pki.IssueOptions{}); err != nil {
@@ -159,5 +159,3 @@ func (d *Daemon) crash() {
 		d.db.Close()
 	})
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
