@@ -3,6 +3,7 @@ package membershipd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -43,6 +44,9 @@ func newTestCluster(t testing.TB, mutate func(i int, cfg *Config)) *testCluster 
 			t.Fatal(err)
 		}
 		cfg := testConfig(t)
+		// Route reconnects during kills are expected; keep the test log
+		// to errors that matter.
+		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 		cfg.NodeName = name
 		cfg.BusAuth = BusAuthEnforce
 		cfg.StateDir = filepath.Join(dir, name)
