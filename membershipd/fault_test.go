@@ -203,4 +203,3 @@ func waitProgress(t *testing.T, progress <-chan int, n int) {
 		}
 	}
 }
-
