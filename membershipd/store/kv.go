@@ -459,3 +459,27 @@ func apiPrefix(o jetstream.JetStreamOptions) string {
 	}
 	return jetstream.DefaultAPIPrefix
 }
+
+// KVClientPublishSubjects are the subjects a NATS client must be allowed to
+// publish to for NewKV, the Store methods and Migrate over its own
+// connection (migrate-to-kv under --bus-auth enforce): the KV puts, and the
+// JetStream API requests nats.go and leaderGet send for these buckets only.
+// Replies come back on the client's inbox, which it must be allowed to
+// subscribe to. The blob object store is not included: only the daemon,
+// over its in-process connection, touches it.
+func KVClientPublishSubjects() []string {
+	api := jetstream.DefaultAPIPrefix
+	subjects := []string{api + "INFO"} // account info, asked before a bucket is created
+	for _, b := range kvBuckets {
+		stream := "KV_" + b
+		subjects = append(subjects,
+			"$KV."+b+".>",                 // puts, compare-and-set updates, deletes
+			api+"STREAM.INFO."+stream,     // bind the bucket
+			api+"STREAM.CREATE."+stream,   // create it when missing
+			api+"STREAM.UPDATE."+stream,   // nonce TTL, SetReplicas
+			api+"STREAM.MSG.GET."+stream,  // leader reads (leaderGet, leaderScan)
+			api+"DIRECT.GET."+stream+".>", // nats.go's Create re-reads a key that exists
+		)
+	}
+	return subjects
+}

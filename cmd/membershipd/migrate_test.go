@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/unibus/unibus/client"
+	"github.com/unibus/unibus/internal/cli"
+	"github.com/unibus/unibus/internal/ids"
+	"github.com/unibus/unibus/membershipd/store"
+)
+
+// seedState makes a single-node state dir: admin alice, member bob, a room
+// with both and their sealed keys. It returns the dir and the identities.
+func seedState(t *testing.T) (string, map[string]*client.Identity) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := store.OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	idents := map[string]*client.Identity{}
+	for _, h := range []string{"alice", "bob"} {
+		id, err := client.GenerateIdentity(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idents[h] = id
+		role := store.RoleMember
+		if h == "alice" {
+			role = store.RoleAdmin
+		}
+		if err := s.CreateMember(ctx, store.Member{Handle: h, Role: role, SignPub: id.SignPub(), AgeRecipient: id.Recipient(), Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	room := ids.NewRoomID()
+	if err := s.CreateRoom(ctx, store.Room{ID: room, Name: "ops", Owner: "alice", KeyEpoch: 1, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddRoomMember(ctx, room, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"alice", "bob"} {
+		if err := s.PutSealedKey(ctx, store.SealedKey{Room: room, Handle: h, Epoch: 1, Sealed: []byte("sealed for " + h)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, idents
+}
+
+func startNATS(t *testing.T, users []*server.NkeyUser) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true, Nkeys: users,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	return srv
+}
+
+func runMigrate(args ...string) (int, string) {
+	var out bytes.Buffer
+	code := migrateToKV(cli.UI{Prog: "membershipd", W: &out}, args, &out)
+	return code, out.String()
+}
+
+// TestMigrateToKV runs the subcommand against a loopback JetStream twice:
+// the first run copies everything, the second finds it all present.
+func TestMigrateToKV(t *testing.T) {
+	dir, _ := seedState(t)
+	srv := startNATS(t, nil)
+	code, out := runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	want := "membershipd: migrate-to-kv " + dir + ": members 2 created, 0 already present, 0 conflicting; rooms 1 created, 0 already present, 0 conflicting; sealed keys 2 created, 0 already present, 0 conflicting\n"
+	if !strings.Contains(out, want) || !strings.Contains(out, "membershipd: warning: --kv-replicas 1: ") {
+		t.Fatalf("first run output:\n%s", out)
+	}
+	code, out = runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1")
+	if code != 0 || !strings.Contains(out, "members 0 created, 2 already present, 0 conflicting") || !strings.Contains(out, "(nothing to do: KV already has all of it)") {
+		t.Fatalf("second run: exit %d:\n%s", code, out)
+	}
+
+	// What landed reads back through the KV store.
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	kv, err := store.NewKV(context.Background(), js, store.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has, err := kv.HasAdmin(context.Background()); err != nil || !has {
+		t.Fatalf("HasAdmin after migrate-to-kv: %v, %v", has, err)
+	}
+}
+
+// TestMigrateToKVAsAdmin runs the migration on a bus that authenticates
+// every client and allows the admin exactly store.KVClientPublishSubjects
+// (the list busauth gives admins): enough for the migration. A member
+// without them is refused, and the error says why.
+func TestMigrateToKVAsAdmin(t *testing.T) {
+	dir, idents := seedState(t)
+	user := func(h string, pub []string) *server.NkeyUser {
+		return &server.NkeyUser{Nkey: idents[h].SignPub(), Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: pub},
+			Subscribe: &server.SubjectPermission{Allow: []string{ids.InboxPrefix(h) + ".>"}},
+		}}
+	}
+	srv := startNATS(t, []*server.NkeyUser{user("alice", store.KVClientPublishSubjects()), user("bob", []string{})})
+	write := func(h string) string {
+		p := filepath.Join(t.TempDir(), h+".identity")
+		if err := os.WriteFile(p, idents[h].Marshal(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	if code, out := runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1"); code == 0 {
+		t.Fatalf("anonymous migration accepted:\n%s", out)
+	}
+	code, out := runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1", "--identity", write("bob"))
+	if code == 0 || !strings.Contains(out, "permissions violation") || !strings.Contains(out, "membershipd: hint: the identity must be an admin's") {
+		t.Fatalf("migration as a plain member: exit %d:\n%s", code, out)
+	}
+	code, out = runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1", "--identity", write("alice"))
+	if code != 0 || !strings.Contains(out, "members 2 created") {
+		t.Fatalf("migration as the admin: exit %d:\n%s", code, out)
+	}
+	code, out = runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1", "--identity", write("alice"))
+	if code != 0 || !strings.Contains(out, "nothing to do") {
+		t.Fatalf("second migration as the admin: exit %d:\n%s", code, out)
+	}
+}
