@@ -235,6 +235,16 @@ func replicasHint(err error) error {
 	return err
 }
 
+// Replicas is the replica count of the buckets as the cluster has them
+// (the members bucket speaks for all), for /healthz's kv_replicas.
+func (s *KV) Replicas(ctx context.Context) (int, error) {
+	st, err := s.js.Stream(ctx, "KV_"+BucketMembers)
+	if err != nil {
+		return 0, err
+	}
+	return st.CachedInfo().Config.Replicas, nil
+}
+
 // Close does nothing: the NATS connection belongs to the daemon.
 func (s *KV) Close() error { return nil }
 
@@ -259,10 +269,13 @@ type entry struct {
 // jetstream_api.go jsMsgGetRequest drops the request on every server but the
 // stream leader ("only the stream leader should answer"), and answers
 // "cluster not available" when the group has no leader. The leader is the
-// server that applied and acknowledged every committed write (a KV put's ack
-// is sent by the leader after it stored the message), and a newly elected
-// leader has every committed entry, so a write acknowledged through any node
-// is visible to the next leader read through any other node.
+// server that stored and acknowledged every committed write (a KV put's ack
+// comes from the leader once the message is in its store). A newly elected
+// one only acts as stream leader after it applied its whole log: raft.go
+// switchToLeader sets aflr = pindex and the leadership is signalled to the
+// stream once processed >= aflr ("it's important to wait signaling we're
+// leader if we're not up-to-date yet"). So a write acknowledged through any
+// node is visible to the next leader read through any other node.
 func (s *KV) leaderGet(ctx context.Context, bucket, key string) (entry, error) {
 	req := msgGetRequest{LastFor: "$KV." + bucket + "." + key}
 	m, err := s.msgGet(ctx, "KV_"+bucket, req)

@@ -317,6 +317,9 @@ func TestKVCluster(t *testing.T) {
 
 	t.Run("SetReplicas 1 to 3", func(t *testing.T) {
 		must(t, "SetReplicas", a.SetReplicas(ctx, 3))
+		if n, err := c0.Replicas(ctx); err != nil || n != 3 {
+			t.Fatalf("Replicas through C = %d, %v", n, err)
+		}
 		for _, name := range append(slices.Clone(kvBuckets), "OBJ_"+ObjectBlobsBucket) {
 			if !strings.HasPrefix(name, "OBJ_") {
 				name = "KV_" + name
