@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/unibus/unibus/internal/cli"
 	"github.com/unibus/unibus/internal/ids"
 	"github.com/unibus/unibus/membershipd/store"
+	"github.com/unibus/unibus/pki"
 )
 
 // seedState makes a single-node state dir: admin alice, member bob, a room
@@ -62,10 +65,15 @@ func seedState(t *testing.T) (string, map[string]*client.Identity) {
 
 func startNATS(t *testing.T, users []*server.NkeyUser) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{
+	return startNATSOpts(t, &server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		NoLog: true, NoSigs: true, Nkeys: users,
 	})
+}
+
+func startNATSOpts(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,5 +160,45 @@ func TestMigrateToKVAsAdmin(t *testing.T) {
 	code, out = runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1", "--identity", write("alice"))
 	if code != 0 || !strings.Contains(out, "nothing to do") {
 		t.Fatalf("second migration as the admin: exit %d:\n%s", code, out)
+	}
+}
+
+// TestMigrateToKVOverTLS: with --ca the migration connects with TLS and
+// verifies the node's certificate against that CA.
+func TestMigrateToKVOverTLS(t *testing.T) {
+	dir, _ := seedState(t)
+	now := time.Now()
+	ca, err := pki.NewCA(pki.CASpec{Kind: pki.ClientCA, Cluster: "test"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(pki.Leaf{Kind: pki.KindServer, Name: "n1", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := leaf.KeyPEM()
+	tmp := t.TempDir()
+	files := map[string][]byte{"ca.crt": (&pki.Issued{Cert: ca.Cert}).CertPEM(), "n1.crt": leaf.CertPEM(), "n1.key": keyPEM}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(tmp, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tlsCfg, err := pki.ServerConfig(filepath.Join(tmp, "n1.crt"), filepath.Join(tmp, "n1.key"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startNATSOpts(t, &server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		TLS: true, TLSConfig: tlsCfg, TLSTimeout: 2,
+	})
+	url := fmt.Sprintf("nats://127.0.0.1:%d", srv.Addr().(*net.TCPAddr).Port)
+	code, out := runMigrate("--nats-url", url, "--ca", filepath.Join(tmp, "ca.crt"), "--state-dir", dir, "--kv-replicas", "1")
+	if code != 0 || !strings.Contains(out, "members 2 created") {
+		t.Fatalf("migration over TLS: exit %d:\n%s", code, out)
+	}
+	// Without --ca the same (loopback) server cannot be reached in clear.
+	if code, out := runMigrate("--nats-url", url, "--state-dir", dir, "--kv-replicas", "1"); code == 0 {
+		t.Fatalf("plain connection to a TLS server succeeded:\n%s", out)
 	}
 }
