@@ -36,6 +36,11 @@ func busUsers(members []store.Member, rooms []store.Room, daemonPub string) []*s
 	for _, m := range members {
 		// Non-nil, possibly empty, allow lists: nil would mean "allow all".
 		pub := append([]string{}, subjects[m.Handle]...)
+		if m.Role == store.RoleAdmin {
+			// Admins may write the control-plane buckets directly, for
+			// membershipd migrate-to-kv; they already control every room.
+			pub = append(pub, store.KVClientPublishSubjects()...)
+		}
 		sub := append(append([]string{}, subjects[m.Handle]...), ids.InboxPrefix(m.Handle)+".>")
 		users = append(users, &server.NkeyUser{
 			Nkey: m.SignPub,

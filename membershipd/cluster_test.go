@@ -2,6 +2,7 @@ package membershipd
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/unibus/unibus/client"
 	"github.com/unibus/unibus/pki"
 )
 
@@ -75,4 +79,119 @@ func TestRoutePortRefusesClientCertificates(t *testing.T) {
 func isTLSAlert(err error) bool {
 	var alert tls.AlertError
 	return errors.As(err, &alert) || err != nil && strings.Contains(err.Error(), "remote error: tls")
+}
+
+// TestClusterControlPlane: the control plane and the bus across three
+// nodes, through the loss and return of one.
+func TestClusterControlPlane(t *testing.T) {
+	alice := mustIdentity(t, "alice")
+	tc := newTestCluster(t, func(i int, cfg *Config) {
+		if i == 0 { // the first admin, made on one node before it starts
+			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	tc.waitReady(60 * time.Second)
+	ctx := context.Background()
+	on := func(i int, id *client.Identity) *client.Client { return client.New("http://"+tc.nodes[i].HTTPAddr(), id) }
+
+	// A member created on node 1 is seen on node 3 at once.
+	bob := mustIdentity(t, "bob")
+	if _, err := on(0, alice).CreateMember(ctx, client.Member{Handle: "bob", Role: "member", SignPub: bob.SignPub(), AgeRecipient: bob.Recipient()}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := on(2, alice).Member(ctx, "bob"); err != nil || m.SignPub != bob.SignPub() {
+		t.Fatalf("bob on node 3: %+v, %v", m, err)
+	}
+	room, key, err := on(0, alice).CreateRoomWithKey(ctx, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := on(0, alice).AddMemberWithKey(ctx, room.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The bus: bob on node 3 (his ACL came through the KV watch), alice on node 1.
+	busOn := func(i int, id *client.Identity) *nats.Conn {
+		nc, err := nats.Connect(tc.nodes[i].NATSURL(), id.NATSOptions()...)
+		if err != nil {
+			t.Fatalf("%s on node %d: %v", id.Handle, i+1, err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	subject := client.Subject(room.ID, "chat")
+	var bobSub *nats.Subscription
+	waitFor(t, "bob's room ACL on node 3", 10*time.Second, func() bool {
+		nc := busOn(2, bob)
+		errs := make(chan error, 1)
+		nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err })
+		sub, err := nc.SubscribeSync(subject)
+		if err != nil || nc.Flush() != nil {
+			return false
+		}
+		select {
+		case <-errs:
+			nc.Close()
+			return false
+		case <-time.After(200 * time.Millisecond):
+			bobSub = sub
+			return true
+		}
+	})
+	aliceNC := busOn(0, alice)
+	send := func(text string) {
+		t.Helper()
+		if err := aliceNC.PublishMsg(client.SealMessage(key, "alice", subject, []byte(text))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive := func(want string) {
+		t.Helper()
+		m, err := bobSub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("bob waiting for %q: %v", want, err)
+		}
+		if _, text, err := client.OpenMessage(key, m); err != nil || string(text) != want {
+			t.Fatalf("bob got %q, %v; want %q", text, err, want)
+		}
+	}
+	send("across the cluster")
+	receive("across the cluster")
+
+	// Node 2 dies hard. The other two keep serving.
+	tc.kill(1)
+	waitFor(t, "node 1 to report the missing follower", 20*time.Second, func() bool {
+		code, reason := tc.readyzReason(0)
+		return code == 503 && strings.Contains(reason, "followers current")
+	})
+	carol := mustIdentity(t, "carol")
+	if _, err := on(0, alice).CreateMember(ctx, client.Member{Handle: "carol", Role: "member", SignPub: carol.SignPub(), AgeRecipient: carol.Recipient()}); err != nil {
+		t.Fatalf("control plane with a node down: %v", err)
+	}
+	if _, err := on(2, alice).Member(ctx, "carol"); err != nil {
+		t.Fatalf("carol on node 3 with node 2 down: %v", err)
+	}
+	send("with a node down")
+	receive("with a node down")
+	var h health
+	getJSON(t, endpoint(tc.nodes[0], "/healthz"), &h)
+	if c := h.NATS.Cluster; c == nil || c.FollowersCurrent >= c.FollowersExpected || c.Peers != 1 {
+		t.Errorf("healthz with a node down: %+v; want 1 peer and followers short", c)
+	}
+
+	// It comes back and catches up: every follower current again.
+	tc.start(1)
+	tc.waitReady(60 * time.Second)
+	for i := range tc.nodes {
+		getJSON(t, endpoint(tc.nodes[i], "/healthz"), &h)
+		c := h.NATS.Cluster
+		if c == nil || !c.Converged || c.FollowersCurrent != c.FollowersExpected || c.ReplicatedStreams == 0 || h.Posture.Store != "kv" || h.Posture.KVReplicas != 3 {
+			t.Errorf("node %d after return: cluster %+v, posture %+v", i+1, c, h.Posture)
+		}
+	}
+	if _, err := on(1, alice).Member(ctx, "carol"); err != nil {
+		t.Fatalf("the returned node does not serve what was written while it was down: %v", err)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
 	"github.com/unibus/unibus/membershipd/store"
@@ -37,6 +38,7 @@ type Daemon struct {
 	// control is the control-plane state, published once it can serve:
 	// at Open on a single node, once JetStream KV is reachable in a cluster.
 	control atomic.Pointer[controlState]
+	cs      clusterStore // a cluster node's KV store, while it comes up
 	httpLn  net.Listener
 	httpSrv *http.Server
 	started time.Time
@@ -217,6 +219,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.mu.Lock()
 	d.dp = dp
 	d.mu.Unlock()
+	if d.cluster != nil {
+		js, err := jetstream.New(dp.conn())
+		if err != nil {
+			return err
+		}
+		go d.startClusterStore(bg, js)
+	}
 
 	d.logStart()
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {

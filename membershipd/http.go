@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -69,6 +70,20 @@ func (d *Daemon) posture() posture {
 	if d.MonitorAddr() != "" {
 		monitor = "loopback"
 	}
+	storeKind, replicas := "sqlite", 0
+	if d.cluster != nil {
+		storeKind, replicas = "kv", d.cfg.Cluster.KVReplicas
+		d.cs.mu.Lock()
+		kv := d.cs.kv
+		d.cs.mu.Unlock()
+		if kv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if n, err := kv.Replicas(ctx); err == nil {
+				replicas = n
+			}
+			cancel()
+		}
+	}
 	return posture{
 		BusAuth:    string(d.cfg.BusAuth),
 		ACL:        d.cfg.BusAuth == BusAuthEnforce && d.NATSURL() != "",
@@ -76,7 +91,8 @@ func (d *Daemon) posture() posture {
 		ClientTLS:  d.clientTLS != nil,
 		ClientCert: d.clientTLS != nil && d.clientTLS.ClientCAs != nil,
 		Monitor:    monitor,
-		Store:      "sqlite",
+		Store:      storeKind,
+		KVReplicas: replicas,
 		JSSync:     d.cfg.JSSync.String(),
 	}
 }
@@ -118,7 +134,16 @@ func (d *Daemon) ready(ctx context.Context) error {
 	if dp == nil {
 		return errNATSStarting
 	}
-	return dp.ready(ctx)
+	if err := dp.ready(ctx); err != nil {
+		return err
+	}
+	if !d.controlReady() {
+		if err := d.cs.err(); err != nil {
+			return fmt.Errorf("control-plane store starting: %w", err)
+		}
+		return errors.New("control-plane store starting")
+	}
+	return nil
 }
 
 var errNATSStarting = errors.New("nats is starting")

@@ -28,6 +28,9 @@ func run(args []string, stderr io.Writer, getenv func(string) string) int {
 	if len(args) > 0 && args[0] == "bootstrap" {
 		return bootstrap(ui, args[1:], stderr)
 	}
+	if len(args) > 0 && args[0] == "migrate-to-kv" {
+		return migrateToKV(ui, args[1:], stderr)
+	}
 	cfg, logFormat, err := parseFlags(args, stderr, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -63,7 +66,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (me
 	// the flag list.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: membershipd [flags]\n       membershipd bootstrap --handle H --sign-pub KEY --age-recipient R [--state-dir DIR]\n\nThe unibus daemon: HTTP control plane and embedded NATS + JetStream.\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: membershipd [flags]\n       membershipd bootstrap --handle H --sign-pub KEY --age-recipient R [--state-dir DIR]\n       membershipd migrate-to-kv --nats-url URL [--ca FILE] --identity FILE [--state-dir DIR]\n\nThe unibus daemon: HTTP control plane and embedded NATS + JetStream.\n\nflags:\n")
 		fs.SetOutput(stderr)
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nenvironment:\n  UNIBUS_NATS_MONITOR=1      open the nats-server monitor on 127.0.0.1:<monitor-port>, log quiet\n  UNIBUS_NATS_DEBUG=1|trace  verbose nats-server log (implies the monitor); trace logs payloads\n  UNIBUS_CLUSTER_PASS        route password, when no --cluster-pass-file\n  CREDENTIALS_DIRECTORY      set by systemd: the credential age-identity opens an encrypted pass file\n")
