@@ -195,3 +195,45 @@ func TestClusterControlPlane(t *testing.T) {
 		t.Fatalf("the returned node does not serve what was written while it was down: %v", err)
 	}
 }
+
+// TestRaiseReplicas: a cluster started with --kv-replicas 1 (not HA) is
+// raised to 3 by restarting its nodes one at a time with --kv-replicas 3,
+// with the data kept.
+func TestRaiseReplicas(t *testing.T) {
+	alice := mustIdentity(t, "alice")
+	tc := newTestCluster(t, func(i int, cfg *Config) {
+		cfg.Cluster.KVReplicas = 1
+		if i == 0 {
+			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	tc.waitReady(60 * time.Second)
+	replicas := func(i int) int {
+		var h health
+		getJSON(t, endpoint(tc.nodes[i], "/healthz"), &h)
+		return h.Posture.KVReplicas
+	}
+	if r := replicas(0); r != 1 {
+		t.Fatalf("kv_replicas = %d; want 1", r)
+	}
+	for i := range tc.nodes {
+		tc.nodes[i].Shutdown()
+		tc.cfgs[i].Cluster.KVReplicas = 3
+		tc.start(i)
+		tc.waitReady(60 * time.Second)
+	}
+	waitFor(t, "kv_replicas 3 on every node", 60*time.Second, func() bool {
+		for i := range tc.nodes {
+			if replicas(i) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	tc.waitReady(60 * time.Second)
+	if _, err := client.New("http://"+tc.nodes[2].HTTPAddr(), alice).Member(context.Background(), "alice"); err != nil {
+		t.Fatalf("alice after raising replicas: %v", err)
+	}
+}
