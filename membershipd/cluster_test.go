@@ -94,7 +94,9 @@ func TestClusterControlPlane(t *testing.T) {
 	})
 	tc.waitReady(60 * time.Second)
 	ctx := context.Background()
-	on := func(i int, id *client.Identity) *client.Client { return client.New("http://"+tc.nodes[i].HTTPAddr(), id) }
+	on := func(i int, id *client.Identity) *client.Client {
+		return client.New("http://"+tc.nodes[i].HTTPAddr(), id)
+	}
 
 	// A member created on node 1 is seen on node 3 at once.
 	bob := mustIdentity(t, "bob")
