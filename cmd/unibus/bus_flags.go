@@ -61,6 +61,16 @@ func (f *busFlags) client() (*client.Client, error) {
 	return client.New(f.server, id), nil
 }
 
+// roomClient loads the identity and resolves a ROOM argument.
+func (f *busFlags) roomClient(ctx context.Context, arg string) (*client.Client, client.Room, error) {
+	c, err := f.client()
+	if err != nil {
+		return nil, client.Room{}, err
+	}
+	room, err := resolveRoom(ctx, c, arg)
+	return c, room, err
+}
+
 // connect joins the bus as the identity's member.
 func (f *busFlags) connect(id *client.Identity) (*nats.Conn, error) {
 	opts := id.NATSOptions()

@@ -67,12 +67,8 @@ and sealed with age to each member; the server only ever stores sealed keys.`,
 		Short: "Add a member to a room and seal the room key to them (owner or admin)",
 		Args:  exactArgs(2, "ROOM and HANDLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := bf.client()
-			if err != nil {
-				return err
-			}
 			ctx := context.Background()
-			room, err := resolveRoom(ctx, c, args[0])
+			c, room, err := bf.roomClient(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -89,12 +85,8 @@ and sealed with age to each member; the server only ever stores sealed keys.`,
 		Short: "Remove a member from a room and re-key it for the others",
 		Args:  exactArgs(2, "ROOM and HANDLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := bf.client()
-			if err != nil {
-				return err
-			}
 			ctx := context.Background()
-			room, err := resolveRoom(ctx, c, args[0])
+			c, room, err := bf.roomClient(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -112,12 +104,8 @@ and sealed with age to each member; the server only ever stores sealed keys.`,
 		Short: "Make a new room key for the current epoch and seal it to every member",
 		Args:  exactArgs(1, "ROOM"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := bf.client()
-			if err != nil {
-				return err
-			}
 			ctx := context.Background()
-			room, err := resolveRoom(ctx, c, args[0])
+			c, room, err := bf.roomClient(ctx, args[0])
 			if err != nil {
 				return err
 			}

@@ -42,12 +42,8 @@ MESSAGE, each line of standard input is sent as one message.`,
 			if err := validTopic(topic, false); err != nil {
 				return err
 			}
-			c, err := bf.client()
-			if err != nil {
-				return err
-			}
 			ctx := context.Background()
-			room, err := resolveRoom(ctx, c, args[0])
+			c, room, err := bf.roomClient(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -114,10 +110,6 @@ func newListenCmd(ui cli.UI) *cobra.Command {
 			if err := validTopic(topic, true); err != nil {
 				return err
 			}
-			c, err := bf.client()
-			if err != nil {
-				return err
-			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if timeout > 0 {
@@ -125,7 +117,7 @@ func newListenCmd(ui cli.UI) *cobra.Command {
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
-			room, err := resolveRoom(ctx, c, args[0])
+			c, room, err := bf.roomClient(ctx, args[0])
 			if err != nil {
 				return err
 			}
