@@ -126,6 +126,11 @@ func prepareCluster(cfg *Config) (*clusterSetup, error) {
 	if s.pass == "" {
 		return nil, errors.New("no cluster password: give --cluster-pass-file (or UNIBUS_CLUSTER_PASS)")
 	}
+	if len(s.routes) == 0 {
+		// nats-server refuses a JetStream cluster without routes; say so
+		// in our terms, before anything starts.
+		return nil, errors.New("--cluster-name without --routes: a cluster node needs the route URLs of its peers")
+	}
 	return s, nil
 }
 

@@ -43,7 +43,8 @@ func cmdAgePass(ts *testscript.TestScript, neg bool, args []string) {
 	w.Write([]byte(args[2] + "\n"))
 	ts.Check(w.Close())
 	ts.Check(aw.Close())
-	ts.Check(os.WriteFile(ts.MkAbs(args[0]), buf.Bytes(), 0o600))
-	ts.Check(os.MkdirAll(filepath.Dir(ts.MkAbs(args[1])), 0o700))
-	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(id.String()+"\n"), 0o600))
+	for file, data := range map[string][]byte{args[0]: buf.Bytes(), args[1]: []byte(id.String() + "\n")} {
+		ts.Check(os.MkdirAll(filepath.Dir(ts.MkAbs(file)), 0o700))
+		ts.Check(os.WriteFile(ts.MkAbs(file), data, 0o600))
+	}
 }

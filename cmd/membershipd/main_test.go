@@ -8,13 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/unibus/unibus/internal/scripttest"
 )
 
 func TestMain(m *testing.M) {
@@ -31,24 +31,15 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
-		Cmds: map[string]func(*testscript.TestScript, bool, []string){
-			"holdport": holdPort,
-			"pki":      cmdPKI,
-			"agepass":  cmdAgePass,
-		},
+		Cmds:                cmds(),
 	})
 }
 
-// holdPort VAR binds a free loopback port for the rest of the script and
-// puts its number in $VAR, so a script can prove a taken port is refused.
-func holdPort(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: holdport VAR")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	ts.Check(err)
-	ts.Defer(func() { ln.Close() })
-	ts.Setenv(args[0], strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+func cmds() map[string]func(*testscript.TestScript, bool, []string) {
+	c := scripttest.Commands()
+	c["pki"] = cmdPKI
+	c["agepass"] = cmdAgePass
+	return c
 }
 
 // TestSIGTERM runs the real binary, waits until it is ready, sends SIGTERM
