@@ -35,10 +35,19 @@ func TestMembershipdBudget(t *testing.T) {
 	}
 }
 
+// TestNoTestingInProduction: neither program links the testing framework
+// or the test-only helpers.
 func TestNoTestingInProduction(t *testing.T) {
-	for _, d := range deps(t, "github.com/unibus/unibus/cmd/unibus") {
-		if d == "testing" {
-			t.Errorf("unibus links the testing package")
+	testOnly := map[string]bool{
+		"testing": true,
+		"github.com/rogpeppe/go-internal/testscript": true,
+		"github.com/unibus/unibus/internal/scripttest": true,
+	}
+	for _, prog := range []string{"cmd/unibus", "cmd/membershipd"} {
+		for _, d := range deps(t, "github.com/unibus/unibus/"+prog) {
+			if testOnly[d] {
+				t.Errorf("%s links %s", prog, d)
+			}
 		}
 	}
 }

@@ -423,9 +423,6 @@ func (s *KV) get(ctx context.Context, bucket, key string) (entry, error) {
 // mean something is hammering one room.
 const maxCASAttempts = 32
 
-// errRetry asks casUpdate to read again and retry.
-var errRetry = errors.New("retry")
-
 // casUpdate reads key from the leader, lets change compute the new value
 // (or return an error to stop), and writes it only if nobody wrote since.
 func (s *KV) casUpdate(ctx context.Context, kv jetstream.KeyValue, bucket, key string, change func(e entry) ([]byte, error)) (uint64, error) {
