@@ -40,7 +40,7 @@ func TestMembershipdBudget(t *testing.T) {
 func TestNoTestingInProduction(t *testing.T) {
 	testOnly := map[string]bool{
 		"testing": true,
-		"github.com/rogpeppe/go-internal/testscript": true,
+		"github.com/rogpeppe/go-internal/testscript":   true,
 		"github.com/unibus/unibus/internal/scripttest": true,
 	}
 	for _, prog := range []string{"cmd/unibus", "cmd/membershipd"} {

@@ -16,18 +16,17 @@ import (
 	"crypto/sha256"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/unibus/unibus/internal/benchutil"
 
 	"github.com/unibus/unibus/client"
 	"github.com/unibus/unibus/internal/reqsign"
@@ -57,7 +56,7 @@ func run(bin string, rounds int, duration time.Duration, conns int) error {
 		"--sign-pub", id.SignPub(), "--age-recipient", id.Recipient()).CombinedOutput(); err != nil {
 		return fmt.Errorf("bootstrap: %v: %s", err, out)
 	}
-	httpPort := freePort()
+	httpPort := benchutil.FreePort()
 	daemon := exec.Command(bin, "--state-dir", state, "--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--nats-addr", "127.0.0.1:0", "--log-format", "json")
 	logf, _ := os.Create(filepath.Join(dir, "daemon.log"))
 	daemon.Stderr = logf
@@ -66,7 +65,7 @@ func run(bin string, rounds int, duration time.Duration, conns int) error {
 	}
 	defer func() { daemon.Process.Signal(os.Interrupt); daemon.Wait() }()
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	if err := waitReady(base + "/readyz"); err != nil {
+	if err := benchutil.WaitReady(base+"/readyz", 20*time.Second); err != nil {
 		return err
 	}
 	c := client.New(base, id)
@@ -101,7 +100,7 @@ func run(bin string, rounds int, duration time.Duration, conns int) error {
 		reqRates, verifyRates = append(reqRates, rate), append(verifyRates, v)
 		fmt.Fprintf(os.Stderr, "round %d: %.0f signed req/s, %.0f Ed25519 verify/s on %d cores: %.2fx\n", r, rate, v, runtime.GOMAXPROCS(0), rate/v)
 	}
-	rq, vf := median(reqRates), median(verifyRates)
+	rq, vf := benchutil.Median(reqRates), benchutil.Median(verifyRates)
 	fmt.Printf("\nsealed-key fetch (signed GET), medians of %d interleaved rounds, %d cores\n", rounds, runtime.GOMAXPROCS(0))
 	fmt.Printf("  signed requests/s     %10.0f\n  Ed25519 verifies/s    %10.0f  (the limit: one verify a request)\n  ratio                 %10.2fx (target >= 0.5x)\n", rq, vf, rq/vf)
 	return nil
@@ -212,33 +211,4 @@ func writeLines(path string, lines []string) error {
 		return err
 	}
 	return f.Close()
-}
-
-func waitReady(url string) error {
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("%s not ready", url)
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func median(xs []float64) float64 {
-	slices.Sort(xs)
-	if len(xs)%2 == 1 {
-		return xs[len(xs)/2]
-	}
-	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
 }

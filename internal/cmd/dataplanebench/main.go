@@ -12,14 +12,14 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/unibus/unibus/internal/benchutil"
 )
 
 type target struct {
@@ -68,7 +68,7 @@ func main() {
 		for _, s := range results[name] {
 			xs = append(xs, f(s))
 		}
-		return median(xs)
+		return benchutil.Median(xs)
 	}
 	core := func(s sample) float64 { return s.core }
 	js := func(s sample) float64 { return s.js }
@@ -98,7 +98,7 @@ func runOnce(t target, membershipd, natsServer, natsCLI string, coreMsgs, jsMsgs
 		return sample{}, err
 	}
 	defer os.RemoveAll(dir)
-	natsPort, httpPort := freePort(), freePort()
+	natsPort, httpPort := benchutil.FreePort(), benchutil.FreePort()
 	var cmd *exec.Cmd
 	if t.embedded {
 		cmd = exec.Command(membershipd,
@@ -123,7 +123,7 @@ func runOnce(t target, membershipd, natsServer, natsCLI string, coreMsgs, jsMsgs
 
 	var s sample
 	if t.embedded {
-		err = waitReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort), 20*time.Second)
+		err = benchutil.WaitReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort), 20*time.Second)
 	} else {
 		err = waitPort(natsPort, 20*time.Second)
 	}
@@ -167,19 +167,6 @@ func natsBench(natsCLI, dir, url, kind, subject string, msgs int) (float64, erro
 	return strconv.ParseFloat(rows[1][4], 64) // MsgsPerSec of the one client
 }
 
-func waitReady(url string, timeout time.Duration) error {
-	c := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-		if resp, err := c.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("%s not 200 after %s", url, timeout)
-}
-
 func waitPort(port int, timeout time.Duration) error {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
@@ -199,24 +186,4 @@ func rssKiB(pid int) int {
 		}
 	}
 	return 0
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	slices.Sort(xs)
-	if len(xs)%2 == 1 {
-		return xs[len(xs)/2]
-	}
-	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
 }
