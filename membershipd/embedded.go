@@ -24,10 +24,11 @@ const monitorHost = "127.0.0.1"
 
 // embedded is a nats-server with JetStream running inside the daemon.
 type embedded struct {
-	srv  *server.Server
-	opts *server.Options // as started; reloads clone it
-	nc   *nats.Conn
-	js   jetstream.JetStream
+	srv       *server.Server
+	opts      *server.Options // the last options applied; only setUsers, under Daemon.busMu, uses it
+	inCluster bool
+	nc        *nats.Conn
+	js        jetstream.JetStream
 }
 
 // busAuth is how the embedded server authenticates clients.
@@ -149,7 +150,7 @@ func startEmbedded(cfg *Config, log *slog.Logger, clientTLS *tls.Config, cs *clu
 		srv.Shutdown()
 		return nil, err
 	}
-	return &embedded{srv: srv, opts: opts, nc: nc, js: js}, nil
+	return &embedded{srv: srv, opts: opts, inCluster: opts.Cluster.Name != "", nc: nc, js: js}, nil
 }
 
 // setUsers replaces the server's nkey users live. nats-server re-checks
@@ -184,7 +185,7 @@ func (e *embedded) ready(ctx context.Context) error {
 	return nil
 }
 
-func (e *embedded) clustered() bool { return e.opts.Cluster.Name != "" }
+func (e *embedded) clustered() bool { return e.inCluster }
 
 func (e *embedded) health(ctx context.Context) dataPlaneHealth {
 	n := e.srv.NumClients()
