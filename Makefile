@@ -5,8 +5,9 @@ SHELL := /bin/bash
 BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
-# Two cores: two test binaries at a time, each free to use both.
-TESTFLAGS ?= -count=1 -p 2 -timeout 25m
+# Two cores: two test binaries at a time, each free to use both. Tests run
+# with the race detector, which needs cgo (the binaries stay CGO_ENABLED=0).
+TESTFLAGS ?= -count=1 -p 2 -timeout 25m -race
 
 .PHONY: build run test lint bench bench-go bench-dataplane bench-controlplane fuzz clean
 # Fuzz targets as package:Target; `make test` runs each briefly, from the
@@ -26,7 +27,7 @@ run: build
 	./$(BIN)/membershipd
 
 test: lint
-	$(GO) test $(TESTFLAGS) ./...
+	CGO_ENABLED=1 $(GO) test $(TESTFLAGS) ./...
 	$(MAKE) --no-print-directory fuzz
 
 fuzz:
