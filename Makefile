@@ -1,6 +1,8 @@
 # unibus — build, run, test, bench. CGO is off everywhere: static binaries.
 export CGO_ENABLED := 0
 GO ?= go
+# Tools installed with go install land here; tests look them up on PATH.
+export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 SHELL := /bin/bash
 BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -9,7 +11,7 @@ LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
 # with the race detector, which needs cgo (the binaries stay CGO_ENABLED=0).
 TESTFLAGS ?= -count=1 -p 2 -timeout 25m -race
 
-.PHONY: build run test lint bench bench-go bench-dataplane bench-controlplane fuzz clean
+.PHONY: build run deps test lint bench bench-go bench-dataplane bench-controlplane fuzz clean
 # Fuzz targets as package:Target; `make test` runs each briefly, from the
 # committed corpus in testdata/fuzz (new finds land in the Go cache; copy
 # them into testdata/fuzz to keep them).
@@ -26,7 +28,15 @@ build:
 run: build
 	./$(BIN)/membershipd
 
-test: lint
+# What the tests need beyond Go: systemd's analyzer (units are checked with
+# systemd-analyze verify and security; systemd need not run) and the age CLI
+# (tests decrypt rendered secrets with the real thing).
+deps:
+	@command -v systemd-analyze >/dev/null || { echo "installing systemd's tools (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
+	@command -v age >/dev/null || $(GO) install filippo.io/age/cmd/...@v1.3.2
+
+test: deps lint
 	CGO_ENABLED=1 $(GO) test $(TESTFLAGS) ./...
 	$(MAKE) --no-print-directory fuzz
 
