@@ -98,12 +98,12 @@ func newKey(t testing.TB, dir, name string) keypair {
 	return keypair{id: id, recipient: id.Recipient().String(), file: f}
 }
 
-// ageCLI finds the real age command (.ci/run installs it with go install).
+// ageCLI finds the real age command (make deps installs it with go install).
 func ageCLI(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("age")
 	if err != nil {
-		t.Fatal("the age command is missing: go install filippo.io/age/cmd/...@v1.3.2 (.ci/run does)")
+		t.Fatal("the age command is missing: run make deps (go install filippo.io/age/cmd/...@v1.3.2)")
 	}
 	return p
 }
@@ -123,7 +123,7 @@ func ageDecrypt(t testing.TB, identityFile, file string) (string, error) {
 func verifyUnits(t testing.TB, out string, d *Desired) {
 	t.Helper()
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Fatal("systemd-analyze is missing: .ci/run installs the systemd package")
+		t.Fatal("systemd-analyze is missing: run make deps (it installs the systemd package)")
 	}
 	for _, n := range d.Nodes {
 		if err := units.Verify(context.Background(), filepath.Join(out, n.Node), n.Target.Scope, d.Unit); err != nil {

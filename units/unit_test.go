@@ -118,7 +118,7 @@ func TestScopePaths(t *testing.T) {
 func needAnalyzer(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Fatal("systemd-analyze is missing: .ci/run installs the systemd package")
+		t.Fatal("systemd-analyze is missing: run make deps (it installs the systemd package)")
 	}
 }
 
