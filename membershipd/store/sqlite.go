@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver (CGO_ENABLED=0)
@@ -25,9 +26,18 @@ import (
 // restart of membershipd; only a power cut can lose the last few nonces,
 // and those expire within two minutes anyway.
 type SQLite struct {
-	db     *sql.DB
-	nonces *sql.DB
-	path   string
+	db       *sql.DB
+	nonces   *sql.DB
+	nonceLog *nonceLog
+	path     string
+
+	// keysMu and keys hold every sealed key in memory, written through:
+	// fetching one's key is the control plane's hot path. Every change to
+	// sealed_keys goes through this store and holds keysMu from the SQL
+	// write to the map update, so a reader never sees a key that a
+	// committed removal deleted.
+	keysMu sync.RWMutex
+	keys   map[[2]string]SealedKey
 }
 
 // migrations are applied in order, each once, in its own transaction. Append
@@ -95,6 +105,14 @@ func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
 	if _, err := s.nonces.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, expires INTEGER NOT NULL) STRICT, WITHOUT ROWID`); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%s: %w", noncePath, err)
+	}
+	if s.nonceLog, err = openNonceLog(ctx, s.nonces, time.Now()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", noncePath, err)
+	}
+	if err := s.loadSealedKeys(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
 }
@@ -184,6 +202,9 @@ func (s *SQLite) InstanceID(ctx context.Context) (string, error) {
 // Close checkpoints the WALs into the main files and closes the databases.
 func (s *SQLite) Close() error {
 	var errs []error
+	if s.nonceLog != nil {
+		s.nonceLog.close()
+	}
 	for _, db := range []*sql.DB{s.db, s.nonces} {
 		if db == nil {
 			continue

@@ -163,6 +163,8 @@ func (s *SQLite) AddRoomMember(ctx context.Context, room, handle string) error {
 }
 
 func (s *SQLite) RemoveRoomMember(ctx context.Context, room, handle string) (int64, error) {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
 	var epoch int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM room_members WHERE room = ? AND handle = ?`, room, handle)
@@ -176,11 +178,16 @@ func (s *SQLite) RemoveRoomMember(ctx context.Context, room, handle string) (int
 		// epoch bump tells the remaining members to re-key.
 		return tx.QueryRowContext(ctx, `UPDATE rooms SET key_epoch = key_epoch + 1 WHERE id = ? RETURNING key_epoch`, room).Scan(&epoch)
 	})
+	if err == nil {
+		delete(s.keys, [2]string{room, handle})
+	}
 	return epoch, err
 }
 
 func (s *SQLite) PutSealedKey(ctx context.Context, k SealedKey) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var epoch int64
 		err := tx.QueryRowContext(ctx, `SELECT key_epoch FROM rooms WHERE id = ?`, k.Room).Scan(&epoch)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -201,16 +208,39 @@ func (s *SQLite) PutSealedKey(ctx context.Context, k SealedKey) error {
 		}
 		return err
 	})
+	if err == nil {
+		s.keys[[2]string{k.Room, k.Handle}] = k
+	}
+	return err
 }
 
+// SealedKey reads from memory (see SQLite.keys).
 func (s *SQLite) SealedKey(ctx context.Context, room, handle string) (SealedKey, error) {
-	k := SealedKey{Room: room, Handle: handle}
-	err := s.db.QueryRowContext(ctx, `SELECT epoch, sealed FROM sealed_keys WHERE room = ? AND handle = ?`, room, handle).
-		Scan(&k.Epoch, &k.Sealed)
-	if errors.Is(err, sql.ErrNoRows) {
+	s.keysMu.RLock()
+	k, ok := s.keys[[2]string{room, handle}]
+	s.keysMu.RUnlock()
+	if !ok {
 		return SealedKey{}, fmt.Errorf("sealed key of %q in room %q: %w", handle, room, ErrNotFound)
 	}
-	return k, err
+	return k, nil
+}
+
+// loadSealedKeys fills the in-memory copy at open.
+func (s *SQLite) loadSealedKeys(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT room, handle, epoch, sealed FROM sealed_keys`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	s.keys = map[[2]string]SealedKey{}
+	for rows.Next() {
+		var k SealedKey
+		if err := rows.Scan(&k.Room, &k.Handle, &k.Epoch, &k.Sealed); err != nil {
+			return err
+		}
+		s.keys[[2]string{k.Room, k.Handle}] = k
+	}
+	return rows.Err()
 }
 
 func (s *SQLite) AddBlob(ctx context.Context, sha256, room string, size int64) error {
@@ -225,21 +255,13 @@ func (s *SQLite) BlobInRoom(ctx context.Context, sha256, room string) (bool, err
 }
 
 func (s *SQLite) UseNonce(ctx context.Context, key string, expires time.Time) error {
-	_, err := s.nonces.ExecContext(ctx, `INSERT INTO nonces (key, expires) VALUES (?, ?)`, key, expires.Unix())
-	if isConstraint(err) {
-		return ErrReplay
-	}
-	return err
+	return s.nonceLog.use(ctx, key, expires)
 }
 
 // PurgeNonces deletes nonces that expired before now; the daemon calls it
 // on a timer so the table stays the size of a few minutes of traffic.
 func (s *SQLite) PurgeNonces(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.nonces.ExecContext(ctx, `DELETE FROM nonces WHERE expires < ?`, now.Unix())
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
+	return s.nonceLog.purge(ctx, now)
 }
 
 func (s *SQLite) tx(ctx context.Context, f func(*sql.Tx) error) error {
