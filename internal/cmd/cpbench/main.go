@@ -16,6 +16,8 @@ import (
 	"crypto/sha256"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,7 +79,12 @@ func run(bin string, rounds int, duration time.Duration, conns int) error {
 	script := filepath.Join(dir, "replay.lua")
 	os.WriteFile(script, []byte(luaScript), 0o644)
 
-	var reqRates, verifyRates []float64
+	baseline, err := startBaseline(id)
+	if err != nil {
+		return err
+	}
+
+	var reqRates, verifyRates, baseRates []float64
 	for r := 1; r <= rounds; r++ {
 		v := verifyRate(id, path)
 		// Enough signed requests for the round at up to 40k req/s; each
@@ -90,20 +97,55 @@ func run(bin string, rounds int, duration time.Duration, conns int) error {
 		if err := writeLines(authFile, auths); err != nil {
 			return err
 		}
+		bRate, bNon2xx, err := wrk(script, authFile, baseline+path, duration, conns)
+		if err != nil {
+			return err
+		}
 		rate, non2xx, err := wrk(script, authFile, base+path, duration, conns)
 		if err != nil {
 			return err
 		}
-		if non2xx > 0 {
-			return fmt.Errorf("round %d: %d requests were refused: the signed requests ran out or the server refused them", r, non2xx)
+		if non2xx+bNon2xx > 0 {
+			return fmt.Errorf("round %d: %d requests were refused: the signed requests ran out or the server refused them", r, non2xx+bNon2xx)
 		}
-		reqRates, verifyRates = append(reqRates, rate), append(verifyRates, v)
-		fmt.Fprintf(os.Stderr, "round %d: %.0f signed req/s, %.0f Ed25519 verify/s on %d cores: %.2fx\n", r, rate, v, runtime.GOMAXPROCS(0), rate/v)
+		reqRates, verifyRates, baseRates = append(reqRates, rate), append(verifyRates, v), append(baseRates, bRate)
+		fmt.Fprintf(os.Stderr, "round %d: membershipd %.0f req/s, verify-only HTTP %.0f req/s, Ed25519 %.0f verify/s on %d cores: %.2fx\n",
+			r, rate, bRate, v, runtime.GOMAXPROCS(0), rate/v)
 	}
-	rq, vf := benchutil.Median(reqRates), benchutil.Median(verifyRates)
-	fmt.Printf("\nsealed-key fetch (signed GET), medians of %d interleaved rounds, %d cores\n", rounds, runtime.GOMAXPROCS(0))
-	fmt.Printf("  signed requests/s     %10.0f\n  Ed25519 verifies/s    %10.0f  (the limit: one verify a request)\n  ratio                 %10.2fx (target >= 0.5x)\n", rq, vf, rq/vf)
+	rq, vf, bl := benchutil.Median(reqRates), benchutil.Median(verifyRates), benchutil.Median(baseRates)
+	fmt.Printf("\nsealed-key fetch (signed GET), medians of %d interleaved rounds, %d cores, wrk -c%d\n", rounds, runtime.GOMAXPROCS(0), conns)
+	fmt.Printf("  membershipd signed requests/s  %10.0f\n", rq)
+	fmt.Printf("  Ed25519 verifies/s             %10.0f  (the limit: one verify a request)\n", vf)
+	fmt.Printf("  verify-only HTTP server req/s  %10.0f  (net/http + parse + verify, nothing else)\n", bl)
+	fmt.Printf("  membershipd / verify rate      %10.2fx (target >= 0.5x)\n", rq/vf)
+	fmt.Printf("  verify-only HTTP / verify rate %10.2fx (what HTTP on the same cores leaves)\n", bl/vf)
+	fmt.Printf("  membershipd / verify-only HTTP %10.2fx\n", rq/bl)
 	return nil
+}
+
+// startBaseline serves, in this process, the least a signed-request server
+// can do: parse the header, verify the signature, answer a small JSON body.
+// It shows what net/http, the kernel and wrk take on the same cores.
+func startBaseline(id *client.Identity) (string, error) {
+	pub, err := reqsign.PublicKey(id.SignPub())
+	if err != nil {
+		return "", err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	empty := sha256.Sum256(nil)
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, err := reqsign.Parse(r.Header.Get("Authorization"))
+		if err != nil || reqsign.VerifyKey(pub, a, r.Method, r.RequestURI, empty, time.Now(), time.Minute) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"room":"0123456789abcdef","handle":"alice","epoch":1,"sealed":"YWdlLWVuY3J5cHRpb24ub3JnL3YxCng="}` + "\n"))
+	}))
+	return "http://" + ln.Addr().String(), nil
 }
 
 // luaScript hands each wrk thread its own share of the pre-signed headers.
