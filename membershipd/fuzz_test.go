@@ -2,6 +2,8 @@ package membershipd
 
 import (
 	"testing"
+
+	"github.com/unibus/unibus/internal/ids"
 )
 
 // The request-body parsers see untrusted bytes after authentication; they
@@ -53,6 +55,9 @@ func FuzzParseSealedKeyRequest(f *testing.F) {
 func FuzzParseRoomMemberRequest(f *testing.F) {
 	f.Add([]byte(`{"handle":"bob"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		parseRoomMemberRequest(body)
+		handle, err := parseRoomMemberRequest(body)
+		if err == nil && ids.ValidHandle(handle) != nil {
+			t.Fatalf("accepted invalid handle %q", handle)
+		}
 	})
 }

@@ -24,10 +24,15 @@ type busFlags struct {
 	natsCA, natsCert, natsKey string
 }
 
-func (f *busFlags) register(cmd *cobra.Command) {
+// register adds the control-plane flags to cmd, and the NATS ones when the
+// command joins the bus (send, listen), so help shows only what applies.
+func (f *busFlags) register(cmd *cobra.Command, bus bool) {
 	fl := cmd.PersistentFlags()
 	fl.StringVar(&f.identity, "identity", envOr("UNIBUS_IDENTITY", defaultIdentityPath()), "identity `file` from unibus keygen ($UNIBUS_IDENTITY)")
 	fl.StringVar(&f.server, "server", envOr("UNIBUS_SERVER", "http://127.0.0.1:8470"), "membershipd control plane `URL` ($UNIBUS_SERVER)")
+	if !bus {
+		return
+	}
 	fl.StringVar(&f.natsURL, "nats", envOr("UNIBUS_NATS", "nats://127.0.0.1:4250"), "NATS `URL` of the bus ($UNIBUS_NATS)")
 	fl.StringVar(&f.natsCA, "nats-ca", os.Getenv("UNIBUS_NATS_CA"), "client CA `file` the NATS server certificate chains to ($UNIBUS_NATS_CA)")
 	fl.StringVar(&f.natsCert, "nats-cert", os.Getenv("UNIBUS_NATS_CERT"), "client certificate `file` for NATS, when the bus asks for one")

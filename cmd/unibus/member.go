@@ -13,7 +13,7 @@ import (
 func newMemberCmd(ui cli.UI) *cobra.Command {
 	var bf busFlags
 	cmd := &cobra.Command{Use: "member", Short: "Add and show members of the control plane"}
-	bf.register(cmd)
+	bf.register(cmd, false)
 
 	var role, signPub, recipient string
 	add := &cobra.Command{

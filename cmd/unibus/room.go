@@ -19,7 +19,7 @@ func newRoomCmd(ui cli.UI) *cobra.Command {
 		Long: `Rooms are groups of members sharing a room key. The key is made on your machine
 and sealed with age to each member; the server only ever stores sealed keys.`,
 	}
-	bf.register(cmd)
+	bf.register(cmd, false)
 
 	create := &cobra.Command{
 		Use:   "create NAME",

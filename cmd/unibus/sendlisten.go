@@ -91,7 +91,7 @@ MESSAGE, each line of standard input is sent as one message.`,
 			return nil
 		},
 	}
-	bf.register(cmd)
+	bf.register(cmd, true)
 	cmd.Flags().StringVar(&topic, "topic", "chat", "topic within the room")
 	return cmd
 }
@@ -181,7 +181,7 @@ func newListenCmd(ui cli.UI) *cobra.Command {
 			return nil
 		},
 	}
-	bf.register(cmd)
+	bf.register(cmd, true)
 	cmd.Flags().StringVar(&topic, "topic", "chat", "topic within the room; > for all")
 	cmd.Flags().IntVar(&count, "count", 0, "exit after `N` messages (0: run until interrupted)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object a message: from, topic, text")
