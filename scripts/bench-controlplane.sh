@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Signed control-plane requests/s (sealed-key fetch) against the Ed25519
-# verify rate of the same machine, with wrk as the load generator.
+# verify rate of the same cores, with wrk as the load generator: the server
+# alone on core 0 (wrk on core 1), then server and wrk sharing both cores.
 # Run: make bench-controlplane
 set -euo pipefail
 cd "$(dirname "$0")/.."

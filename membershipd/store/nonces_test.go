@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,11 @@ func TestNonceLogConcurrentAndDurable(t *testing.T) {
 	dir := t.TempDir()
 	s, err := OpenSQLite(ctx, dir)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Committed alone (use returns after its commit): a batch leaves the
+	// disk when its latest nonce has expired.
+	if err := s.UseNonce(ctx, "carol:old", time.Now().Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	exp := time.Now().Add(time.Minute)
@@ -42,9 +48,6 @@ func TestNonceLogConcurrentAndDurable(t *testing.T) {
 			}
 		})
 	}
-	if err := s.UseNonce(ctx, "carol:old", time.Now().Add(-time.Minute)); err != nil {
-		t.Fatal(err)
-	}
 	wg.Wait()
 	if wins.Load() != 1 || replays.Load() != 49 {
 		t.Fatalf("same nonce 50 times: %d accepted, %d replays; want 1 and 49", wins.Load(), replays.Load())
@@ -66,5 +69,74 @@ func TestNonceLogConcurrentAndDurable(t *testing.T) {
 	}
 	if err := s2.UseNonce(ctx, "carol:old", exp); err != nil {
 		t.Errorf("a purged nonce is refused: %v", err)
+	}
+}
+
+// TestNonceLogForgetsByGeneration: memory is freed a generation at a time,
+// never before every nonce in the generation has expired.
+func TestNonceLogForgetsByGeneration(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	if err := s.UseNonce(ctx, "alice:a", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// The first purge moves alice:a into the older generation; it is still
+	// refused, as its expiry has not passed.
+	s.PurgeNonces(ctx, now)
+	if err := s.UseNonce(ctx, "alice:b", now.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	s.PurgeNonces(ctx, now.Add(30*time.Second))
+	if err := s.UseNonce(ctx, "alice:a", now.Add(time.Minute)); !errors.Is(err, ErrReplay) {
+		t.Fatalf("alice:a before its expiry: %v; want ErrReplay", err)
+	}
+	// Past alice:a's expiry its generation goes; alice:b's (newer) stays.
+	if n, err := s.PurgeNonces(ctx, now.Add(2*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("purge: %d, %v; want alice:a's row", n, err)
+	}
+	if err := s.UseNonce(ctx, "alice:b", now.Add(3*time.Minute)); !errors.Is(err, ErrReplay) {
+		t.Fatalf("alice:b before its expiry: %v; want ErrReplay", err)
+	}
+	if err := s.UseNonce(ctx, "alice:a", now.Add(3*time.Minute)); err != nil {
+		t.Fatalf("alice:a after its expiry and a purge: %v; want accepted", err)
+	}
+}
+
+// TestNonceLogUpgradesOldLayout: a nonces.db from the first layout (a row
+// per nonce) is carried over: its live nonces stay refused, the old table
+// goes.
+func TestNonceLogUpgradesOldLayout(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	old, err := openDB(filepath.Join(dir, "nonces.db"), "NORMAL", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := old.Exec(`CREATE TABLE nonces (key TEXT PRIMARY KEY, expires INTEGER NOT NULL) STRICT, WITHOUT ROWID;
+		INSERT INTO nonces VALUES ('alice:live', ?), ('alice:gone', ?)`, now.Add(time.Minute).Unix(), now.Add(-time.Minute).Unix()); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	s, err := OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.UseNonce(ctx, "alice:live", now.Add(time.Minute)); !errors.Is(err, ErrReplay) {
+		t.Errorf("a live nonce of the old layout: %v; want ErrReplay", err)
+	}
+	if err := s.UseNonce(ctx, "alice:gone", now.Add(time.Minute)); err != nil {
+		t.Errorf("an expired nonce of the old layout: %v; want accepted", err)
+	}
+	var tables int
+	s.nonces.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'nonces'`).Scan(&tables)
+	if tables != 0 {
+		t.Error("the old nonces table is still there")
 	}
 }

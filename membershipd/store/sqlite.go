@@ -102,10 +102,6 @@ func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
 		db.Close()
 		return nil, err
 	}
-	if _, err := s.nonces.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, expires INTEGER NOT NULL) STRICT, WITHOUT ROWID`); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("%s: %w", noncePath, err)
-	}
 	if s.nonceLog, err = openNonceLog(ctx, s.nonces, time.Now()); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%s: %w", noncePath, err)
