@@ -7,10 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/unibus/unibus/internal/ids"
@@ -23,57 +20,6 @@ import (
 type blobStore interface {
 	Put(ctx context.Context, sum string, data []byte) error
 	Open(ctx context.Context, sum string) (io.ReadCloser, int64, error)
-}
-
-// blobDir stores blobs by SHA-256 under <state-dir>/blobs/<2 hex>/<64 hex>.
-// Paths are built only from validated digests, never from a request string.
-type blobDir string
-
-func (b blobDir) path(sum string) string { return filepath.Join(string(b), sum[:2], sum) }
-
-// put writes data under its digest: temp file, fsync, rename, so a reader
-// never sees a partial blob and a crash leaves none behind but temp files.
-func (b blobDir) Put(_ context.Context, sum string, data []byte) error {
-	dst := b.path(sum)
-	if _, err := os.Stat(dst); err == nil {
-		return nil // content-addressed: same digest, same bytes
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), dst)
-}
-
-func (b blobDir) Open(_ context.Context, sum string) (io.ReadCloser, int64, error) {
-	f, err := os.Open(b.path(sum))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, store.ErrNotFound
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	return f, st.Size(), nil
 }
 
 // blobRoom reads and checks the ?room= parameter and the caller's membership.

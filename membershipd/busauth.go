@@ -39,7 +39,7 @@ func busUsers(members []store.Member, rooms []store.Room, daemonPub string) []*s
 		if m.Role == store.RoleAdmin {
 			// Admins may write the control-plane buckets directly, for
 			// membershipd migrate-to-kv; they already control every room.
-			pub = append(pub, store.KVClientPublishSubjects()...)
+			pub = append(pub, store.StoreClientPublishSubjects()...)
 		}
 		sub := append(append([]string{}, subjects[m.Handle]...), ids.InboxPrefix(m.Handle)+".>")
 		users = append(users, &server.NkeyUser{

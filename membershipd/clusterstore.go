@@ -33,7 +33,7 @@ func (d *Daemon) startClusterStore(ctx context.Context, js jetstream.JetStream) 
 	for attempt := 0; ; attempt++ {
 		kv, blobs, err := openClusterStore(ctx, js, want)
 		if err == nil {
-			err = d.importLocalState(ctx, kv)
+			err = d.importLocalState(ctx, kv, blobs)
 		}
 		if err == nil {
 			d.cs.mu.Lock()
@@ -78,12 +78,12 @@ func openClusterStore(ctx context.Context, js jetstream.JetStream, replicas int)
 
 // importLocalState copies what this node's SQLite holds (a first admin made
 // with membershipd bootstrap, or the whole state of a node that ran alone
-// before) into KV. It is idempotent, and a conflict (the same handle with
+// before, blobs included) into KV and the object store. It is idempotent, and a conflict (the same handle with
 // another key) keeps what KV has and is logged.
-func (d *Daemon) importLocalState(ctx context.Context, kv *store.KV) error {
+func (d *Daemon) importLocalState(ctx context.Context, kv *store.KV, blobs *store.ObjectBlobs) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	sum, err := store.Migrate(ctx, d.db, kv)
+	sum, err := store.Migrate(ctx, d.db, kv, blobs)
 	if err != nil {
 		return fmt.Errorf("import local state into kv: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -105,7 +104,7 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	d.db, d.httpLn = st, ln
 	if d.cluster == nil {
-		d.control.Store(&controlState{store: st, blobs: blobDir(filepath.Join(cfg.StateDir, "blobs"))})
+		d.control.Store(&controlState{store: st, blobs: st.Blobs()})
 	}
 	return d, nil
 }

@@ -27,7 +27,7 @@ import (
 )
 
 // migrateToKV copies the single-node SQLite state (members, rooms, sealed
-// keys) into the cluster's JetStream KV buckets. It never overwrites: what
+// keys, blobs) into the cluster's JetStream KV buckets and object store. It never overwrites: what
 // KV already has identically is counted as present, what it has differently
 // is reported as a conflict, so running it twice is safe.
 func migrateToKV(ui cli.UI, args []string, stderr io.Writer) int {
@@ -37,12 +37,12 @@ func migrateToKV(ui cli.UI, args []string, stderr io.Writer) int {
 	caFile := fs.String("ca", "", "client CA `file` that signed the nodes' client-port certificates; connects with TLS 1.3")
 	certFile := fs.String("tls-cert", "", "client certificate `file`, for a client port that verifies client certificates")
 	keyFile := fs.String("tls-key", "", "client key `file` for --tls-cert")
-	stateDir := fs.String("state-dir", membershipd.DefaultConfig().StateDir, "the single-node state `dir` holding membershipd.db")
+	stateDir := fs.String("state-dir", membershipd.DefaultConfig().StateDir, "the single-node state `dir` holding membershipd.db and blobs/")
 	replicas := fs.Int("kv-replicas", membershipd.DefaultConfig().Cluster.KVReplicas, "replicas of buckets that do not exist yet: `1|3` (1 is not HA)")
 	identity := fs.String("identity", "", "an admin's unibus identity `file`, to authenticate under --bus-auth enforce")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: membershipd migrate-to-kv --nats-url URL [--ca FILE] [--state-dir DIR] [--kv-replicas 1|3] [--identity FILE]\n\n"+
-			"Copies members, rooms and sealed keys from the SQLite state dir into the cluster's KV.\n"+
+			"Copies members, rooms, sealed keys and blobs from the state dir into the cluster's KV\nand object store. "+
 			"Never overwrites: conflicts are reported. A non-loopback URL needs --ca.\n\nflags:\n")
 		fs.SetOutput(stderr)
 		fs.PrintDefaults()
@@ -167,7 +167,11 @@ func runMigration(ctx context.Context, m migration) (store.MigrateSummary, error
 	if err != nil {
 		return sum, wrap(err)
 	}
-	sum, err = store.Migrate(ctx, from, to)
+	blobs, err := store.NewObjectBlobs(ctx, js, m.replicas)
+	if err != nil {
+		return sum, wrap(err)
+	}
+	sum, err = store.Migrate(ctx, from, to, blobs)
 	return sum, wrap(err)
 }
 

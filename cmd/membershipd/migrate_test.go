@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,7 +26,8 @@ import (
 )
 
 // seedState makes a single-node state dir: admin alice, member bob, a room
-// with both and their sealed keys. It returns the dir and the identities.
+// with both, their sealed keys and a blob. It returns the dir and the
+// identities.
 func seedState(t *testing.T) (string, map[string]*client.Identity) {
 	t.Helper()
 	ctx := context.Background()
@@ -60,8 +64,17 @@ func seedState(t *testing.T) (string, map[string]*client.Identity) {
 			t.Fatal(err)
 		}
 	}
+	sum := sha256.Sum256([]byte(seedBlob))
+	if err := s.Blobs().Put(ctx, hex.EncodeToString(sum[:]), []byte(seedBlob)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddBlob(ctx, hex.EncodeToString(sum[:]), room, int64(len(seedBlob))); err != nil {
+		t.Fatal(err)
+	}
 	return dir, idents
 }
+
+const seedBlob = "the ops runbook"
 
 func startNATS(t *testing.T, users []*server.NkeyUser) *server.Server {
 	t.Helper()
@@ -100,7 +113,7 @@ func TestMigrateToKV(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	want := "membershipd: migrate-to-kv " + dir + ": members 2 created, 0 already present, 0 conflicting; rooms 1 created, 0 already present, 0 conflicting; sealed keys 2 created, 0 already present, 0 conflicting\n"
+	want := "membershipd: migrate-to-kv " + dir + ": members 2 created, 0 already present, 0 conflicting; rooms 1 created, 0 already present, 0 conflicting; sealed keys 2 created, 0 already present, 0 conflicting; blobs 1 created, 0 already present, 0 conflicting\n"
 	if !strings.Contains(out, want) || !strings.Contains(out, "membershipd: warning: --kv-replicas 1: ") {
 		t.Fatalf("first run output:\n%s", out)
 	}
@@ -123,10 +136,23 @@ func TestMigrateToKV(t *testing.T) {
 	if has, err := kv.HasAdmin(context.Background()); err != nil || !has {
 		t.Fatalf("HasAdmin after migrate-to-kv: %v, %v", has, err)
 	}
+	sum := sha256.Sum256([]byte(seedBlob))
+	blobs, err := store.NewObjectBlobs(context.Background(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := blobs.Open(context.Background(), hex.EncodeToString(sum[:]))
+	if err != nil {
+		t.Fatalf("the blob after migrate-to-kv: %v", err)
+	}
+	defer r.Close()
+	if got, _ := io.ReadAll(r); string(got) != seedBlob {
+		t.Fatalf("the blob after migrate-to-kv reads %q", got)
+	}
 }
 
 // TestMigrateToKVAsAdmin runs the migration on a bus that authenticates
-// every client and allows the admin exactly store.KVClientPublishSubjects
+// every client and allows the admin exactly store.StoreClientPublishSubjects
 // (the list busauth gives admins): enough for the migration. A member
 // without them is refused, and the error says why.
 func TestMigrateToKVAsAdmin(t *testing.T) {
@@ -137,7 +163,7 @@ func TestMigrateToKVAsAdmin(t *testing.T) {
 			Subscribe: &server.SubjectPermission{Allow: []string{ids.InboxPrefix(h) + ".>"}},
 		}}
 	}
-	srv := startNATS(t, []*server.NkeyUser{user("alice", store.KVClientPublishSubjects()), user("bob", []string{})})
+	srv := startNATS(t, []*server.NkeyUser{user("alice", store.StoreClientPublishSubjects()), user("bob", []string{})})
 	write := func(h string) string {
 		p := filepath.Join(t.TempDir(), h+".identity")
 		if err := os.WriteFile(p, idents[h].Marshal(), 0o600); err != nil {
@@ -160,6 +186,25 @@ func TestMigrateToKVAsAdmin(t *testing.T) {
 	code, out = runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1", "--identity", write("alice"))
 	if code != 0 || !strings.Contains(out, "nothing to do") {
 		t.Fatalf("second migration as the admin: exit %d:\n%s", code, out)
+	}
+
+	// The admin wrote the blob but cannot read its bytes over the bus: over
+	// HTTP only the room's members can.
+	nc, err := nats.Connect(srv.ClientURL(), idents["alice"].NATSOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	obj, err := js.ObjectStore(ctx, store.ObjectBlobsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(seedBlob))
+	if got, err := obj.GetBytes(ctx, hex.EncodeToString(sum[:])); err == nil {
+		t.Fatalf("the admin read the blob's bytes over the bus: %q", got)
 	}
 }
 

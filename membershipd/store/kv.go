@@ -470,14 +470,18 @@ func apiPrefix(o jetstream.JetStreamOptions) string {
 	return jetstream.DefaultAPIPrefix
 }
 
-// KVClientPublishSubjects are the subjects a NATS client must be allowed to
-// publish to for NewKV, the Store methods and Migrate over its own
-// connection (migrate-to-kv under --bus-auth enforce): the KV puts, and the
-// JetStream API requests nats.go and leaderGet send for these buckets only.
-// Replies come back on the client's inbox, which it must be allowed to
-// subscribe to. The blob object store is not included: only the daemon,
-// over its in-process connection, touches it.
-func KVClientPublishSubjects() []string {
+// StoreClientPublishSubjects are the subjects a NATS client must be allowed
+// to publish to for NewKV, NewObjectBlobs, the Store methods and Migrate
+// over its own connection (migrate-to-kv under --bus-auth enforce): the KV
+// puts, blob writes, and the JetStream API requests nats.go and leaderGet
+// send for these buckets only. Replies come back on the client's inbox,
+// which it must be allowed to subscribe to.
+//
+// Blob bytes stay unreadable to such a client, as they are over HTTP to
+// anyone outside the blob's room: it may read an object's metadata (a
+// direct get by subject, limited to the metadata subjects), never a chunk
+// (no consumers, no get by sequence), nor purge one.
+func StoreClientPublishSubjects() []string {
 	api := jetstream.DefaultAPIPrefix
 	subjects := []string{api + "INFO"} // account info, asked before a bucket is created
 	for _, b := range kvBuckets {
@@ -491,5 +495,13 @@ func KVClientPublishSubjects() []string {
 			api+"DIRECT.GET."+stream+".>", // nats.go's Create re-reads a key that exists
 		)
 	}
+	objects := "OBJ_" + ObjectBlobsBucket
+	subjects = append(subjects,
+		"$O."+ObjectBlobsBucket+".>",                              // chunks and metadata of a Put
+		api+"STREAM.INFO."+objects,                                // bind the store
+		api+"STREAM.CREATE."+objects,                              // create it when missing
+		api+"STREAM.UPDATE."+objects,                              // SetReplicas
+		api+"DIRECT.GET."+objects+".$O."+ObjectBlobsBucket+".M.>", // GetInfo: metadata only
+	)
 	return subjects
 }

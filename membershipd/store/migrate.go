@@ -3,9 +3,12 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -25,18 +28,18 @@ func (c MigrateCounts) String() string {
 
 // MigrateSummary is the outcome of Migrate.
 type MigrateSummary struct {
-	Members, Rooms, SealedKeys MigrateCounts
+	Members, Rooms, SealedKeys, Blobs MigrateCounts
 	// Conflicts says, one line each, what was not copied and why.
 	Conflicts []string
 }
 
 // Changed reports whether the run wrote anything.
 func (s MigrateSummary) Changed() bool {
-	return s.Members.Created+s.Rooms.Created+s.SealedKeys.Created > 0
+	return s.Members.Created+s.Rooms.Created+s.SealedKeys.Created+s.Blobs.Created > 0
 }
 
 func (s MigrateSummary) String() string {
-	line := fmt.Sprintf("members %v; rooms %v; sealed keys %v", s.Members, s.Rooms, s.SealedKeys)
+	line := fmt.Sprintf("members %v; rooms %v; sealed keys %v; blobs %v", s.Members, s.Rooms, s.SealedKeys, s.Blobs)
 	if !s.Changed() && len(s.Conflicts) == 0 {
 		line += " (nothing to do: KV already has all of it)"
 	}
@@ -48,10 +51,12 @@ func (s MigrateSummary) String() string {
 // keys. It never overwrites: a record KV already has identically counts as
 // present, a different one as a conflict (reported, KV's kept), so running
 // it again changes nothing. A room with a conflicting member is not copied
-// (nor its keys): it would hand the room to whoever holds that handle in KV.
-// Nonces are not copied (they expire within minutes), nor the blob index
-// (blob bytes stay in the node's state dir).
-func Migrate(ctx context.Context, from *SQLite, to *KV) (MigrateSummary, error) {
+// (nor its keys, nor its blobs): it would hand the room to whoever holds
+// that handle in KV. Blobs go into the object store toBlobs, each checked
+// against its digest, before the index lists them; a blob missing from the
+// state dir or not matching its digest is reported, not copied. Nonces are
+// not copied: they expire within minutes.
+func Migrate(ctx context.Context, from *SQLite, to *KV, toBlobs *ObjectBlobs) (MigrateSummary, error) {
 	var sum MigrateSummary
 	conflict := func(c *MigrateCounts, format string, args ...any) {
 		c.Conflicting++
@@ -170,7 +175,81 @@ func Migrate(ctx context.Context, from *SQLite, to *KV) (MigrateSummary, error) 
 			sum.SealedKeys.Present++
 		}
 	}
+
+	if err := migrateBlobs(ctx, from, to, toBlobs, copied, &sum, conflict); err != nil {
+		return sum, err
+	}
 	return sum, nil
+}
+
+// migrateBlobs copies the blobs of the copied rooms: the bytes first, then
+// the index entry, so a blob KV lists is a blob KV can serve. One already
+// listed and stored whole is not read again.
+func migrateBlobs(ctx context.Context, from *SQLite, to *KV, toBlobs *ObjectBlobs, copied []Room, sum *MigrateSummary,
+	conflict func(*MigrateCounts, string, ...any)) error {
+	refs, err := from.AllBlobs(ctx)
+	if err != nil {
+		return fmt.Errorf("read the blob index from %s: %w", from.path, err)
+	}
+	rooms := map[string]bool{}
+	for _, r := range copied {
+		rooms[r.ID] = true
+	}
+	dir := from.Blobs()
+	for _, b := range refs {
+		if !rooms[b.Room] {
+			continue // its room was not copied, and says why
+		}
+		listed, err := to.BlobInRoom(ctx, b.SHA256, b.Room)
+		if err != nil {
+			return fmt.Errorf("blob %s in room %s: %w", b.SHA256, b.Room, err)
+		}
+		stored, err := toBlobs.Has(ctx, b.SHA256, b.Size)
+		if err != nil {
+			return err
+		}
+		if listed && stored {
+			sum.Blobs.Present++
+			continue
+		}
+		if !stored {
+			data, err := readBlob(ctx, dir, b)
+			if err != nil {
+				conflict(&sum.Blobs, "blob %s of room %s: %v; not copied", b.SHA256, b.Room, err)
+				continue
+			}
+			if err := toBlobs.Put(ctx, b.SHA256, data); err != nil {
+				return err
+			}
+		}
+		if err := to.AddBlob(ctx, b.SHA256, b.Room, b.Size); err != nil {
+			return err
+		}
+		sum.Blobs.Created++
+	}
+	return nil
+}
+
+// readBlob reads one blob of the state dir whole and checks it is what the
+// index says.
+func readBlob(ctx context.Context, dir BlobDir, b BlobRef) ([]byte, error) {
+	f, _, err := dir.Open(ctx, b.SHA256)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("missing from %s", dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, b.Size+1)) // a larger file is wrong anyway
+	if err != nil {
+		return nil, err
+	}
+	got := sha256.Sum256(data)
+	if hex.EncodeToString(got[:]) != b.SHA256 || int64(len(data)) != b.Size {
+		return nil, fmt.Errorf("the file in %s does not match its digest (%d bytes, the index says %d)", dir, len(data), b.Size)
+	}
+	return data, nil
 }
 
 func memberDiff(want, got Member) string {

@@ -1,6 +1,9 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -10,8 +13,9 @@ import (
 )
 
 // TestMigrate copies a SQLite state into KV, then proves the copy reads the
-// same through the Store interface, a second run changes nothing, and a
-// handle KV already has with another key is reported, not overwritten.
+// same through the Store interface, a second run changes nothing, a handle
+// KV already has with another key is reported, not overwritten, and a blob
+// is copied only whole and only with its room.
 func TestMigrate(t *testing.T) {
 	ctx := testCtx(t)
 	from := openTestSQLite(t)
@@ -31,24 +35,65 @@ func TestMigrate(t *testing.T) {
 	must(t, "dave in dev", from.AddRoomMember(ctx, dev, "dave"))
 	must(t, "dave's key", from.PutSealedKey(ctx, SealedKey{Room: dev, Handle: "dave", Epoch: 1, Sealed: []byte("d1")}))
 
-	to := openTestKV(t, testConnect(t, testJetStream(t)), KVOptions{})
+	// Blobs: one in ops, one in dev (whose room will not be copied), and
+	// one ops lists whose file is gone.
+	blob := func(room, content string, keepFile bool) string {
+		d := sha256.Sum256([]byte(content))
+		sum := hex.EncodeToString(d[:])
+		if keepFile {
+			must(t, "put blob", from.Blobs().Put(ctx, sum, []byte(content)))
+		}
+		must(t, "index blob", from.AddBlob(ctx, sum, room, int64(len(content))))
+		return sum
+	}
+	opsBlob, _, lostBlob := blob(ops, "ops runbook", true), blob(dev, "dev notes", true), blob(ops, "lost", false)
+	badBlob := blob(ops, "bit rot", false)
+	must(t, "corrupt blob", from.Blobs().Put(ctx, badBlob, []byte("bit rod")))
+
+	js := testConnect(t, testJetStream(t))
+	to := openTestKV(t, js, KVOptions{})
+	toBlobs, err := NewObjectBlobs(ctx, js, 1)
+	must(t, "object store", err)
 	// KV already knows a different dave.
 	otherDave := member("dave", RoleMember)
 	otherDave.SignPub = "UOTHERDAVE"
 	must(t, "other dave", to.CreateMember(ctx, otherDave))
 
-	sum, err := Migrate(ctx, from, to)
+	sum, err := Migrate(ctx, from, to, toBlobs)
 	must(t, "Migrate", err)
 	want := MigrateSummary{
 		Members:    MigrateCounts{Created: 3, Conflicting: 1},
 		Rooms:      MigrateCounts{Created: 1, Conflicting: 1},
 		SealedKeys: MigrateCounts{Created: 2},
+		Blobs:      MigrateCounts{Created: 1, Conflicting: 2},
 	}
-	if sum.Members != want.Members || sum.Rooms != want.Rooms || sum.SealedKeys != want.SealedKeys {
+	if sum.Members != want.Members || sum.Rooms != want.Rooms || sum.SealedKeys != want.SealedKeys || sum.Blobs != want.Blobs {
 		t.Fatalf("first run: %v, want %v", sum, want)
 	}
-	if len(sum.Conflicts) != 2 || !strings.Contains(sum.Conflicts[0], "member dave: KV has a different signing key") || !strings.Contains(sum.Conflicts[1], "room "+dev) {
+	// Blobs go by room, then digest.
+	first, second := lostBlob+" of room "+ops+": missing from ", badBlob+" of room "+ops+": the file in "
+	if badBlob < lostBlob {
+		first, second = second, first
+	}
+	if len(sum.Conflicts) != 4 || !strings.Contains(sum.Conflicts[0], "member dave: KV has a different signing key") || !strings.Contains(sum.Conflicts[1], "room "+dev) ||
+		!strings.Contains(sum.Conflicts[2], "blob "+first) || !strings.Contains(sum.Conflicts[3], "blob "+second) {
 		t.Fatalf("conflicts: %q", sum.Conflicts)
+	}
+	// The copied blob reads back whole; the others are not listed.
+	if in, _ := to.BlobInRoom(ctx, opsBlob, ops); !in {
+		t.Fatal("ops blob not listed in KV")
+	}
+	r, size, err := toBlobs.Open(ctx, opsBlob)
+	must(t, "open ops blob", err)
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if string(got) != "ops runbook" || size != int64(len(got)) {
+		t.Fatalf("ops blob in the object store: %q (%d bytes)", got, size)
+	}
+	for _, b := range []string{lostBlob, badBlob} {
+		if in, _ := to.BlobInRoom(ctx, b, ops); in {
+			t.Fatalf("blob %s, missing or corrupt in the state dir, is listed in KV", b)
+		}
 	}
 	if m, _ := to.Member(ctx, "dave"); m.SignPub != "UOTHERDAVE" {
 		t.Fatalf("KV's dave was overwritten: %+v", m)
@@ -80,9 +125,9 @@ func TestMigrate(t *testing.T) {
 		}
 	}
 
-	again, err := Migrate(ctx, from, to)
+	again, err := Migrate(ctx, from, to, toBlobs)
 	must(t, "Migrate again", err)
-	if again.Changed() || again.Members.Present != 3 || again.Rooms.Present != 1 || again.SealedKeys.Present != 2 {
+	if again.Changed() || again.Members.Present != 3 || again.Rooms.Present != 1 || again.SealedKeys.Present != 2 || again.Blobs.Present != 1 {
 		t.Fatalf("second run changed something: %v", again)
 	}
 	if !strings.Contains(again.String(), "3 already present") {

@@ -86,6 +86,18 @@ func (b *ObjectBlobs) Put(ctx context.Context, sum string, data []byte) error {
 	return nil
 }
 
+// Has reports whether the object is stored whole (size bytes).
+func (b *ObjectBlobs) Has(ctx context.Context, sum string, size int64) (bool, error) {
+	info, err := b.obj.GetInfo(ctx, sum)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("blob %s: %w", sum, err)
+	}
+	return !info.Deleted && info.Size == uint64(size), nil
+}
+
 // Open reads the object. nats.go looks the object's metadata up with a
 // direct get, which a lagging replica may answer with "not found" for a blob
 // just written through another node; the stream leader settles whether it

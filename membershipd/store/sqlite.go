@@ -30,6 +30,7 @@ type SQLite struct {
 	nonces   *sql.DB
 	nonceLog *nonceLog
 	path     string
+	dir      string
 
 	// keysMu and keys hold every sealed key in memory, written through:
 	// fetching one's key is the control plane's hot path. Every change to
@@ -92,7 +93,7 @@ func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SQLite{db: db, path: path}
+	s := &SQLite{db: db, path: path, dir: dir}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -164,6 +165,9 @@ func (s *SQLite) migrate(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Blobs is the folder of the blobs whose index this store keeps.
+func (s *SQLite) Blobs() BlobDir { return BlobDir(filepath.Join(s.dir, "blobs")) }
 
 // SchemaVersion is the applied migration count.
 func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {

@@ -248,6 +248,30 @@ func (s *SQLite) AddBlob(ctx context.Context, sha256, room string, size int64) e
 	return err
 }
 
+// BlobRef is one entry of the blob index: a blob readable in a room.
+type BlobRef struct {
+	SHA256, Room string
+	Size         int64
+}
+
+// AllBlobs is the whole blob index, by room then digest.
+func (s *SQLite) AllBlobs(ctx context.Context) ([]BlobRef, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT sha256, room, size FROM blobs ORDER BY room, sha256`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []BlobRef
+	for rows.Next() {
+		var b BlobRef
+		if err := rows.Scan(&b.SHA256, &b.Room, &b.Size); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
 func (s *SQLite) BlobInRoom(ctx context.Context, sha256, room string) (bool, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM blobs WHERE sha256 = ? AND room = ?`, sha256, room).Scan(&n)
