@@ -140,3 +140,50 @@ func TestNonceLogUpgradesOldLayout(t *testing.T) {
 		t.Error("the old nonces table is still there")
 	}
 }
+
+// TestNonceLogPurgesPastTheFirstChunk: a purge of more than purgeChunk
+// batches takes them all and none that is still live. An expired batch
+// behind a live one (written after a clock step back) waits for it.
+func TestNonceLogPurgesPastTheFirstChunk(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tx, err := s.nonces.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 2*purgeChunk + 500
+	for i := range n {
+		tx.Exec(`INSERT INTO nonce_batches (expires, keys) VALUES (?, ?)`, now.Add(-time.Minute).Unix(), fmt.Sprintf(`["alice:old%d"]`, i))
+	}
+	tx.Exec(`INSERT INTO nonce_batches (expires, keys) VALUES (?, '["alice:live"]')`, now.Add(time.Minute).Unix())
+	tx.Exec(`INSERT INTO nonce_batches (expires, keys) VALUES (?, '["alice:behind"]')`, now.Add(-time.Minute).Unix())
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.PurgeNonces(ctx, now); err != nil || got != int64(n) {
+		t.Fatalf("purge: %d, %v; want %d", got, err, n)
+	}
+	var left int
+	s.nonces.QueryRow(`SELECT count(*) FROM nonce_batches`).Scan(&left)
+	if left != 2 {
+		t.Fatalf("%d batches left; want the live one and the one behind it", left)
+	}
+	s.Close()
+
+	s, err = OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.UseNonce(ctx, "alice:live", now.Add(time.Minute)); !errors.Is(err, ErrReplay) {
+		t.Errorf("the live nonce after the purge: %v; want ErrReplay", err)
+	}
+	if err := s.UseNonce(ctx, "alice:old0", now.Add(time.Minute)); err != nil {
+		t.Errorf("a purged nonce: %v; want accepted", err)
+	}
+}

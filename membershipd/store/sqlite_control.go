@@ -282,8 +282,9 @@ func (s *SQLite) UseNonce(ctx context.Context, key string, expires time.Time) er
 	return s.nonceLog.use(ctx, key, expires)
 }
 
-// PurgeNonces deletes nonces that expired before now; the daemon calls it
-// on a timer so the table stays the size of a few minutes of traffic.
+// PurgeNonces deletes nonces that expired before now, and returns how many
+// commits' worth (rows) it deleted; the daemon calls it on a timer so the
+// table stays the size of a few minutes of traffic.
 func (s *SQLite) PurgeNonces(ctx context.Context, now time.Time) (int64, error) {
 	return s.nonceLog.purge(ctx, now)
 }
