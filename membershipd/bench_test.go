@@ -2,12 +2,9 @@ package membershipd
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"net/http"
-	"runtime"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/unibus/unibus/client"
+	"github.com/unibus/unibus/internal/benchutil"
 	"github.com/unibus/unibus/internal/reqsign"
 )
 
@@ -62,42 +60,13 @@ func BenchmarkSealedKeyFetch(b *testing.B) {
 	reqRate := float64(b.N) / time.Since(start).Seconds()
 	b.StopTimer()
 
-	verifyRate := ed25519VerifyRate(b, id, path, auths)
+	verifyRate, err := benchutil.VerifyRate(id.SignPub(), "GET", path, auths[:min(len(auths), 1000)], 500*time.Millisecond)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportMetric(reqRate, "req/s")
 	b.ReportMetric(verifyRate, "verify/s")
 	b.ReportMetric(reqRate/verifyRate, "of-limit")
-}
-
-// ed25519VerifyRate verifies the same signatures on every core for about
-// half a second and returns verifies per second.
-func ed25519VerifyRate(b *testing.B, id *client.Identity, path string, auths []string) float64 {
-	parsed := make([]reqsign.Auth, 0, min(len(auths), 1000))
-	for _, a := range auths[:cap(parsed)] {
-		p, _ := reqsign.Parse(a)
-		parsed = append(parsed, p)
-	}
-	sum := sha256.Sum256(nil)
-	var total atomic.Int64
-	deadline := time.Now().Add(500 * time.Millisecond)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			n := 0
-			for time.Now().Before(deadline) {
-				for _, a := range parsed {
-					if err := reqsign.Verify(id.SignPub(), a, "GET", path, sum, time.Unix(a.Timestamp, 0), time.Minute); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-				n += len(parsed)
-			}
-			total.Add(int64(n))
-		})
-	}
-	wg.Wait()
-	return float64(total.Load()) / time.Since(start).Seconds()
 }
 
 // BenchmarkEncryptedSendReceive: one message at a time, sealed by the

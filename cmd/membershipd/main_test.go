@@ -45,37 +45,10 @@ func cmds() map[string]func(*testscript.TestScript, bool, []string) {
 // TestSIGTERM runs the real binary, waits until it is ready, sends SIGTERM
 // as systemd does on stop, and expects a clean exit 0 within the bound.
 func TestSIGTERM(t *testing.T) {
-	httpPort := freePort(t)
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0],
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"--nats-addr", "127.0.0.1:0",
-		"--state-dir", filepath.Join(dir, "state"),
-		"--node-name", "sigterm-test")
-	cmd.Env = append(os.Environ(), "BE_MEMBERSHIPD=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := startMembershipd(t, filepath.Join(dir, "state"), freePort(t), "--node-name", "sigterm-test")
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("not ready after 20s; log:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +66,33 @@ func TestSIGTERM(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state", "membershipd.db")); err != nil {
 		t.Errorf("state not kept after stop: %v", err)
+	}
+}
+
+// startMembershipd runs this test binary as membershipd on dir, with extra
+// flags, and waits for /readyz; the process is killed when the test ends.
+func startMembershipd(t *testing.T, dir string, httpPort int, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
+		"--nats-addr", "127.0.0.1:0", "--state-dir", dir}, extra...)...)
+	cmd.Env = append(os.Environ(), "BE_MEMBERSHIPD=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return cmd, &stderr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 20s; log:\n%s", stderr.String())
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -66,33 +65,6 @@ func TestReplayAfterSIGKILL(t *testing.T) {
 	fresh, _ := reqsign.Sign(id.Sign, "alice", "GET", "/v1/rooms", nil, time.Now())
 	if code, c := getRooms(base, fresh); code != 200 {
 		t.Errorf("a fresh request after the restart: %d %s", code, c)
-	}
-}
-
-// startMembershipd runs this test binary as membershipd on dir and waits for
-// /readyz; the process is killed when the test ends.
-func startMembershipd(t *testing.T, dir string, httpPort int) (*exec.Cmd, *bytes.Buffer) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"--nats-addr", "127.0.0.1:0", "--state-dir", dir)
-	cmd.Env = append(os.Environ(), "BE_MEMBERSHIPD=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return cmd, &stderr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 20s; log:\n%s", stderr.String())
-		}
 	}
 }
 

@@ -9,10 +9,10 @@ import (
 	"os/signal"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/unibus/unibus/client"
+	"github.com/unibus/unibus/internal/benchutil"
 	"github.com/unibus/unibus/internal/reqsign"
 )
 
@@ -51,36 +51,15 @@ func serveBaseline(signPub string) error {
 	return nil
 }
 
-// verifyRate runs the server's verify (decoded key, canonical string,
-// Ed25519) on GOMAXPROCS goroutines for a second.
-func verifyRate() float64 {
-	id, _ := client.GenerateIdentity("alice")
+// verifyRate is the verify rate of GOMAXPROCS goroutines for a second, on
+// signatures of a throwaway member.
+func verifyRate() (float64, error) {
+	id, err := client.GenerateIdentity("alice")
+	if err != nil {
+		return 0, err
+	}
 	path := "/v1/rooms/0123456789abcdef/keys/alice"
-	auths := signMany(id, path, 256)
-	parsed := make([]reqsign.Auth, len(auths))
-	for i, a := range auths {
-		parsed[i], _ = reqsign.Parse(a)
-	}
-	pub, _ := reqsign.PublicKey(id.SignPub())
-	sum := sha256.Sum256(nil)
-	var total atomic.Int64
-	start := time.Now()
-	deadline := start.Add(time.Second)
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			n := 0
-			for time.Now().Before(deadline) {
-				for _, a := range parsed {
-					reqsign.VerifyKey(pub, a, "GET", path, sum, time.Unix(a.Timestamp, 0), time.Minute)
-				}
-				n += len(parsed)
-			}
-			total.Add(int64(n))
-		})
-	}
-	wg.Wait()
-	return float64(total.Load()) / time.Since(start).Seconds()
+	return benchutil.VerifyRate(id.SignPub(), "GET", path, signMany(id, path, 256), time.Second)
 }
 
 func signMany(id *client.Identity, path string, n int) []string {

@@ -45,8 +45,10 @@ func main() {
 	var err error
 	switch *child {
 	case "verify":
-		fmt.Println(verifyRate())
-		return
+		var rate float64
+		if rate, err = verifyRate(); err == nil {
+			fmt.Println(rate)
+		}
 	case "baseline":
 		err = serveBaseline(*signPub)
 	case "":
