@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 
 	"github.com/unibus/unibus/internal/cli"
@@ -14,24 +11,14 @@ import (
 // bootstrap makes the first admin in the state dir. It works whether or not
 // the daemon is running: SQLite serializes the two.
 func bootstrap(ui cli.UI, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("membershipd bootstrap", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newSubcommand("bootstrap", "usage: membershipd bootstrap --handle H --sign-pub KEY --age-recipient R [--state-dir DIR]\n\n"+
+		"Makes the first admin; refused once an admin exists.", stderr)
 	handle := fs.String("handle", "", "the admin's `handle`")
 	signPub := fs.String("sign-pub", "", "the admin's Ed25519 signing key as an nkey (`U...`, from unibus keygen)")
 	recipient := fs.String("age-recipient", "", "the admin's age `recipient` (age1..., from unibus keygen)")
 	stateDir := fs.String("state-dir", membershipd.DefaultConfig().StateDir, "the daemon's state `dir`")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: membershipd bootstrap --handle H --sign-pub KEY --age-recipient R [--state-dir DIR]\n\nMakes the first admin; refused once an admin exists.\n\nflags:\n")
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
-			return 0
-		}
-		return ui.Fail(cli.WithHint(cli.Usagef("%v", err), "run membershipd bootstrap --help"))
+	if code, done := parseSubcommand(ui, fs, args); done {
+		return code
 	}
 	if *handle == "" || *signPub == "" || *recipient == "" || fs.NArg() > 0 {
 		return ui.Fail(cli.WithHint(cli.Usagef("bootstrap needs --handle, --sign-pub and --age-recipient"),

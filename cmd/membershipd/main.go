@@ -101,9 +101,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (me
 	fs.IntVar(&cl.KVReplicas, "kv-replicas", cl.KVReplicas, "replicas of the control-plane KV buckets in a cluster: `1|3` (1 is not HA)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: `text|json`")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
 			return cfg, "", err
 		}
 		return cfg, "", cli.WithHint(cli.Usagef("%v", err), "run membershipd --help for the flags")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -31,8 +30,9 @@ import (
 // KV already has identically is counted as present, what it has differently
 // is reported as a conflict, so running it twice is safe.
 func migrateToKV(ui cli.UI, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("membershipd migrate-to-kv", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newSubcommand("migrate-to-kv", "usage: membershipd migrate-to-kv --nats-url URL [--ca FILE] [--state-dir DIR] [--kv-replicas 1|3] [--identity FILE]\n\n"+
+		"Copies members, rooms, sealed keys and blobs from the state dir into the cluster's KV\nand object store. "+
+		"Never overwrites: conflicts are reported. A non-loopback URL needs --ca.", stderr)
 	natsURL := fs.String("nats-url", "", "the cluster's NATS `URL` (comma-separated for several)")
 	caFile := fs.String("ca", "", "client CA `file` that signed the nodes' client-port certificates; connects with TLS 1.3")
 	certFile := fs.String("tls-cert", "", "client certificate `file`, for a client port that verifies client certificates")
@@ -40,20 +40,8 @@ func migrateToKV(ui cli.UI, args []string, stderr io.Writer) int {
 	stateDir := fs.String("state-dir", membershipd.DefaultConfig().StateDir, "the single-node state `dir` holding membershipd.db and blobs/")
 	replicas := fs.Int("kv-replicas", membershipd.DefaultConfig().Cluster.KVReplicas, "replicas of buckets that do not exist yet: `1|3` (1 is not HA)")
 	identity := fs.String("identity", "", "an admin's unibus identity `file`, to authenticate under --bus-auth enforce")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: membershipd migrate-to-kv --nats-url URL [--ca FILE] [--state-dir DIR] [--kv-replicas 1|3] [--identity FILE]\n\n"+
-			"Copies members, rooms, sealed keys and blobs from the state dir into the cluster's KV\nand object store. "+
-			"Never overwrites: conflicts are reported. A non-loopback URL needs --ca.\n\nflags:\n")
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
-			return 0
-		}
-		return ui.Fail(cli.WithHint(cli.Usagef("%v", err), "run membershipd migrate-to-kv --help"))
+	if code, done := parseSubcommand(ui, fs, args); done {
+		return code
 	}
 	switch {
 	case fs.NArg() > 0:
