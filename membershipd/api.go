@@ -31,6 +31,8 @@ func (d *Daemon) apiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /v1/rooms/{id}/members/{handle}", js(d.removeRoomMember))
 	mux.HandleFunc("PUT /v1/rooms/{id}/keys/{handle}", js(d.putSealedKey))
 	mux.HandleFunc("GET /v1/rooms/{id}/keys/{handle}", js(d.getSealedKey))
+	mux.HandleFunc("POST /v1/admin/bus-grants", js(d.createBusGrant))
+	mux.HandleFunc("DELETE /v1/admin/bus-grants/{nkey}", js(d.deleteBusGrant))
 	blob := d.signed(d.cfg.BlobMaxBytes, "application/octet-stream", d.putBlob)
 	mux.HandleFunc("PUT /v1/blobs/{sha256}", blob)
 	mux.HandleFunc("GET /v1/blobs/{sha256}", d.signed(0, "", d.getBlob))

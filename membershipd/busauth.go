@@ -2,9 +2,9 @@ package membershipd
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
-	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
@@ -13,42 +13,103 @@ import (
 	"github.com/unibus/unibus/membershipd/store"
 )
 
-// busUsers turns the member store into nats-server nkey users for
-// --bus-auth enforce: each member authenticates with its signing key and may
-// publish and subscribe only on the subjects of its rooms, plus subscribe to
-// its own inbox and answer requests it received. A member in no room can
-// connect and do nothing.
+// Under --bus-auth enforce the bus has two NATS accounts, and isolation
+// rests on them before any subject list:
 //
-// daemonPub is the daemon's own in-process identity: unrestricted, but
-// allowed only over the in-process connection, and its key never leaves
-// memory.
-func busUsers(members []store.Member, rooms []store.Room, daemonPub string) []*server.NkeyUser {
-	subjects := map[string][]string{}
+//   - the daemon's account is nats-server's global account ($G): JetStream,
+//     the control-plane KV buckets and the blob object store live there
+//     (where clusters made before the split keep them), and only the
+//     daemon's in-process connection and short-lived grants (see
+//     busgrants.go) log into it;
+//   - membersAccount holds every member's connection. It has no JetStream
+//     and imports nothing, so no subject a member can name — $JS.API.>,
+//     $KV.>, $O.>, a reply subject — reaches the daemon's state.
+//
+// Within membersAccount, subject lists confine each member to its rooms
+// and its own inbox. Members serve no requests, so they have no response
+// permission: a response permission lets a connection publish once on the
+// reply subject of any message it received, whatever its allow list says,
+// which is how a member used to write to any subject at all.
+const membersAccount = "MEMBERS"
+
+// accountsConfig declares the accounts in nats-server's configuration
+// syntax, the only public way to give one account JetStream and not the
+// other. The configuration syntax reserves the name $G, so the daemon's
+// account is declared as daemonPlaceholder and renamed: nats-server applies
+// a configured account named $G to its global account.
+const (
+	daemonPlaceholder = "UNIBUS_DAEMON"
+	accountsConfig    = `accounts { ` + daemonPlaceholder + `: { jetstream: enabled }, ` + membersAccount + `: {} }`
+)
+
+// withAccounts declares the two accounts in opts.
+func withAccounts(opts *server.Options) error {
+	if err := opts.ProcessConfigString(accountsConfig); err != nil {
+		return fmt.Errorf("nats accounts: %w", err)
+	}
+	for _, a := range opts.Accounts {
+		if a.Name == daemonPlaceholder {
+			a.Name = server.DEFAULT_GLOBAL_ACCOUNT
+		}
+	}
+	return nil
+}
+
+// accountsByName finds the accounts that withAccounts declared.
+func accountsByName(opts *server.Options) (daemon, members *server.Account) {
+	for _, a := range opts.Accounts {
+		switch a.Name {
+		case server.DEFAULT_GLOBAL_ACCOUNT:
+			daemon = a
+		case membersAccount:
+			members = a
+		}
+	}
+	return daemon, members
+}
+
+// memberPermissions: publish and subscribe on the member's rooms, subscribe
+// to its own inbox (replies to its requests), and nothing else. Admins get
+// the same: their powers are in the control plane, never raw rights on the
+// control buckets.
+func memberPermissions(handle string, rooms []string) *server.Permissions {
+	// Non-nil, possibly empty, allow lists: nil would mean "allow all".
+	pub := make([]string, 0, len(rooms))
+	for _, id := range rooms {
+		pub = append(pub, ids.RoomSubject(id)+".>")
+	}
+	sub := append(append(make([]string, 0, len(pub)+1), pub...), ids.InboxPrefix(handle)+".>")
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: sub},
+		// Response stays nil: members serve no requests.
+	}
+}
+
+// busUsers turns the member store into nats-server nkey users: each member
+// authenticates with its signing key into membersAccount; daemonPub, the
+// daemon's own in-process identity, and each live grant log into the
+// daemon's account. accounts come from the running server's options.
+func busUsers(members []store.Member, rooms []store.Room, daemonPub string, grants []busGrant, daemonAcc, membersAcc *server.Account) []*server.NkeyUser {
+	roomsOf := map[string][]string{}
 	for _, r := range rooms {
 		for _, h := range r.Members {
-			subjects[h] = append(subjects[h], ids.RoomSubject(r.ID)+".>")
+			roomsOf[h] = append(roomsOf[h], r.ID)
 		}
 	}
 	users := []*server.NkeyUser{{
 		Nkey:                   daemonPub,
+		Account:                daemonAcc,
 		AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 	}}
+	for _, g := range grants {
+		users = append(users, g.user(daemonAcc))
+	}
 	for _, m := range members {
-		// Non-nil, possibly empty, allow lists: nil would mean "allow all".
-		pub := append([]string{}, subjects[m.Handle]...)
-		if m.Role == store.RoleAdmin {
-			// Admins may write the control-plane buckets directly, for
-			// membershipd migrate-to-kv; they already control every room.
-			pub = append(pub, store.StoreClientPublishSubjects()...)
-		}
-		sub := append(append([]string{}, subjects[m.Handle]...), ids.InboxPrefix(m.Handle)+".>")
 		users = append(users, &server.NkeyUser{
-			Nkey: m.SignPub,
-			Permissions: &server.Permissions{
-				Publish:   &server.SubjectPermission{Allow: pub},
-				Subscribe: &server.SubjectPermission{Allow: sub},
-				Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
-			},
+			Nkey:                   m.SignPub,
+			Account:                membersAcc,
+			Permissions:            memberPermissions(m.Handle, roomsOf[m.Handle]),
 			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeStandard: {}, jwt.ConnectionTypeWebsocket: {}},
 		})
 	}
@@ -57,9 +118,10 @@ func busUsers(members []store.Member, rooms []store.Room, daemonPub string) []*s
 
 // loadBusUsers reads the store into nkey users. Before the store is ready
 // (a cluster node waiting for its KV buckets) only the daemon may connect.
-func (d *Daemon) loadBusUsers(ctx context.Context) ([]*server.NkeyUser, error) {
+func (d *Daemon) loadBusUsers(ctx context.Context, daemonAcc, membersAcc *server.Account) ([]*server.NkeyUser, error) {
+	grants := d.grants.live()
 	if !d.controlReady() {
-		return busUsers(nil, nil, d.busKey.pub), nil
+		return busUsers(nil, nil, d.busKey.pub, grants, daemonAcc, membersAcc), nil
 	}
 	members, err := d.st().AllMembers(ctx)
 	if err != nil {
@@ -69,29 +131,7 @@ func (d *Daemon) loadBusUsers(ctx context.Context) ([]*server.NkeyUser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return busUsers(members, rooms, d.busKey.pub), nil
-}
-
-// busChanged applies a membership change to the running data plane: the
-// server reloads its users, re-checks every connected client, and drops the
-// subscriptions a client is no longer allowed; other clients stay connected.
-func (d *Daemon) busChanged(ctx context.Context) {
-	if d.cfg.BusAuth != BusAuthEnforce {
-		return
-	}
-	e, ok := d.dataPlane().(*embedded)
-	if !ok {
-		return // an external NATS has its own authorization
-	}
-	d.busMu.Lock()
-	defer d.busMu.Unlock()
-	users, err := d.loadBusUsers(ctx)
-	if err == nil {
-		err = e.setUsers(users)
-	}
-	if err != nil {
-		d.log.Error("could not apply a membership change to the bus; it applies at the next change or restart", "err", err)
-	}
+	return busUsers(members, rooms, d.busKey.pub, grants, daemonAcc, membersAcc), nil
 }
 
 // warnAuth is --bus-auth warn: every client is let in, and each anonymous

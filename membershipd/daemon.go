@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
@@ -49,7 +50,8 @@ type Daemon struct {
 		kp  nkeys.KeyPair
 		pub string
 	}
-	busMu sync.Mutex // serializes bus user reloads
+	bus    *busUpdates // membership changes on their way to the bus
+	grants busGrants   // short-lived credentials in the daemon's account
 
 	members sync.Map // handle -> knownMember, see Daemon.member
 
@@ -71,7 +73,7 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, bus: newBusUpdates()}
 	var err error
 	if cfg.TLSCert != "" {
 		tlsCfg, err := pki.ServerConfig(cfg.TLSCert, cfg.TLSKey, cfg.TLSCA)
@@ -218,6 +220,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.mu.Lock()
 	d.dp = dp
 	d.mu.Unlock()
+	go d.applyBusUpdates(bg)
 	if d.cluster != nil {
 		js, err := jetstream.New(dp.conn())
 		if err != nil {
@@ -243,11 +246,13 @@ func (d *Daemon) busAuth(ctx context.Context) (busAuth, error) {
 		}
 		d.busKey.kp = kp
 		d.busKey.pub, _ = kp.PublicKey()
-		users, err := d.loadBusUsers(ctx)
-		if err != nil {
-			return busAuth{}, fmt.Errorf("load members for the bus: %w", err)
-		}
-		return busAuth{users: users}, nil
+		return busAuth{users: func(daemonAcc, membersAcc *server.Account) ([]*server.NkeyUser, error) {
+			users, err := d.loadBusUsers(ctx, daemonAcc, membersAcc)
+			if err != nil {
+				return nil, fmt.Errorf("load members for the bus: %w", err)
+			}
+			return users, nil
+		}}, nil
 	case BusAuthWarn:
 		return busAuth{warn: warnAuth{log: d.log}}, nil
 	}

@@ -33,7 +33,9 @@ type embedded struct {
 
 // busAuth is how the embedded server authenticates clients.
 type busAuth struct {
-	users []*server.NkeyUser    // enforce: members and the daemon
+	// users, under enforce, builds the nkey users (members, the daemon,
+	// grants) for the accounts of the server being configured.
+	users func(daemonAcc, membersAcc *server.Account) ([]*server.NkeyUser, error)
 	warn  server.Authentication // warn: logs anonymous clients
 }
 
@@ -69,7 +71,14 @@ func natsOptions(cfg *Config, clientTLS *tls.Config, auth busAuth) (*server.Opti
 		port = server.RANDOM_PORT
 	}
 	_, debug, trace, monitor := natsLogOpts(cfg.NATSDebugEnv, cfg.NATSMonitorEnv)
-	opts := &server.Options{
+	opts := &server.Options{}
+	if auth.users != nil {
+		if err := withAccounts(opts); err != nil {
+			return nil, err
+		}
+	}
+	*opts = server.Options{
+		Accounts:   opts.Accounts,
 		ServerName: cfg.NodeName,
 		Host:       host,
 		Port:       port,
@@ -100,7 +109,11 @@ func natsOptions(cfg *Config, clientTLS *tls.Config, auth busAuth) (*server.Opti
 	}
 	switch {
 	case auth.users != nil:
-		opts.Nkeys = auth.users
+		users, err := auth.users(accountsByName(opts))
+		if err != nil {
+			return nil, err
+		}
+		opts.Nkeys = users
 	case auth.warn != nil:
 		opts.CustomClientAuthentication = auth.warn
 	}
@@ -153,9 +166,20 @@ func startEmbedded(cfg *Config, log *slog.Logger, clientTLS *tls.Config, cs *clu
 	return &embedded{srv: srv, opts: opts, inCluster: opts.Cluster.Name != "", nc: nc, js: js}, nil
 }
 
+// accounts are the daemon's and the members' accounts of the running
+// server's options, for building users (nil, nil without enforce).
+func (e *embedded) accounts() (daemonAcc, membersAcc *server.Account) {
+	return accountsByName(e.opts)
+}
+
 // setUsers replaces the server's nkey users live. nats-server re-checks
 // every client against the new users and prunes subscriptions they lost.
 func (e *embedded) setUsers(users []*server.NkeyUser) error {
+	if busReloadFault != nil {
+		if err := busReloadFault(); err != nil {
+			return err
+		}
+	}
 	o := e.opts.Clone()
 	o.Nkeys = users
 	if err := e.srv.ReloadOptions(o); err != nil {

@@ -141,6 +141,11 @@ func (d *Daemon) ready(ctx context.Context) error {
 		}
 		return errors.New("control-plane store starting")
 	}
+	// A membership change that failed to reach the bus and is being
+	// retried: until it lands, a removed member may still be connected.
+	if pending, err := d.bus.pending(); pending && err != nil {
+		return errBusUpdatePending
+	}
 	return nil
 }
 

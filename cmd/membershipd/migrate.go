@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/unibus/unibus/client"
 	"github.com/unibus/unibus/internal/cli"
@@ -30,16 +31,18 @@ import (
 // KV already has identically is counted as present, what it has differently
 // is reported as a conflict, so running it twice is safe.
 func migrateToKV(ui cli.UI, args []string, stderr io.Writer) int {
-	fs := newSubcommand("migrate-to-kv", "usage: membershipd migrate-to-kv --nats-url URL [--ca FILE] [--state-dir DIR] [--kv-replicas 1|3] [--identity FILE]\n\n"+
+	fs := newSubcommand("migrate-to-kv", "usage: membershipd migrate-to-kv --nats-url URL [--ca FILE] [--state-dir DIR] [--kv-replicas 1|3] [--identity FILE --server URL]\n\n"+
 		"Copies members, rooms, sealed keys and blobs from the state dir into the cluster's KV\nand object store. "+
-		"Never overwrites: conflicts are reported. A non-loopback URL needs --ca.", stderr)
+		"Never overwrites: conflicts are reported. A non-loopback URL needs --ca.\n"+
+		"Under --bus-auth enforce, --identity is an admin's: the node at --server issues a bus\ncredential for this run only, and it is revoked when the run ends.", stderr)
 	natsURL := fs.String("nats-url", "", "the cluster's NATS `URL` (comma-separated for several)")
 	caFile := fs.String("ca", "", "client CA `file` that signed the nodes' client-port certificates; connects with TLS 1.3")
 	certFile := fs.String("tls-cert", "", "client certificate `file`, for a client port that verifies client certificates")
 	keyFile := fs.String("tls-key", "", "client key `file` for --tls-cert")
 	stateDir := fs.String("state-dir", membershipd.DefaultConfig().StateDir, "the single-node state `dir` holding membershipd.db and blobs/")
 	replicas := fs.Int("kv-replicas", membershipd.DefaultConfig().Cluster.KVReplicas, "replicas of buckets that do not exist yet: `1|3` (1 is not HA)")
-	identity := fs.String("identity", "", "an admin's unibus identity `file`, to authenticate under --bus-auth enforce")
+	identity := fs.String("identity", "", "an admin's unibus identity `file`, to ask for this run's bus credential under --bus-auth enforce")
+	server := fs.String("server", "http://127.0.0.1:8470", "control plane `URL` of the node behind --nats-url, which issues the credential")
 	if code, done := parseSubcommand(ui, fs, args); done {
 		return code
 	}
@@ -69,7 +72,7 @@ func migrateToKV(ui cli.UI, args []string, stderr io.Writer) int {
 	defer stop()
 	sum, err := runMigration(ctx, migration{
 		natsURL: *natsURL, caFile: *caFile, certFile: *certFile, keyFile: *keyFile,
-		stateDir: *stateDir, replicas: *replicas, identity: *identity,
+		stateDir: *stateDir, replicas: *replicas, identity: *identity, server: *server,
 	})
 	if err != nil {
 		return ui.Fail(err)
@@ -91,7 +94,7 @@ func migrateToKV(ui cli.UI, args []string, stderr io.Writer) int {
 
 type migration struct {
 	natsURL, caFile, certFile, keyFile string
-	stateDir, identity                 string
+	stateDir, identity, server         string
 	replicas                           int
 }
 
@@ -112,11 +115,12 @@ func runMigration(ctx context.Context, m migration) (store.MigrateSummary, error
 		opts = append(opts, nats.Secure(tlsCfg))
 	}
 	if m.identity != "" {
-		id, err := client.LoadIdentity(m.identity)
+		creds, revoke, err := runGrant(ctx, m)
 		if err != nil {
 			return sum, err
 		}
-		opts = append(opts, id.NATSOptions()...)
+		defer revoke()
+		opts = append(opts, creds...)
 	}
 	// Under --bus-auth enforce a missing permission shows as an
 	// asynchronous error while the request waits for a reply that never
@@ -161,6 +165,39 @@ func runMigration(ctx context.Context, m migration) (store.MigrateSummary, error
 	}
 	sum, err = store.Migrate(ctx, from, to, blobs)
 	return sum, wrap(err)
+}
+
+// runGrant asks the node for a bus credential that exists for this run
+// only: a fresh nkey made here, granted by the admin's signed request, and
+// revoked when the run ends (it also expires by itself). Admins have no
+// standing rights on the control-plane buckets.
+func runGrant(ctx context.Context, m migration) ([]nats.Option, func(), error) {
+	id, err := client.LoadIdentity(m.identity)
+	if err != nil {
+		return nil, nil, err
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, _ := kp.PublicKey()
+	c := client.New(m.server, id)
+	g, err := c.CreateBusGrant(ctx, pub, 0)
+	if err != nil {
+		var apiErr *client.APIError
+		if errors.As(err, &apiErr) && apiErr.Status == 403 {
+			return nil, nil, cli.WithHint(fmt.Errorf("migrate-to-kv: %s is not an admin on %s: %v", id.Handle, m.server, err),
+				"the identity must be an admin's: only admins get a credential to write the KV buckets")
+		}
+		return nil, nil, cli.WithHint(fmt.Errorf("migrate-to-kv: ask %s for a bus credential: %w", m.server, err),
+			"--server must be the control plane of the node --nats-url points at")
+	}
+	revoke := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c.DeleteBusGrant(ctx, pub)
+	}
+	return []nats.Option{nats.Nkey(pub, kp.Sign), nats.CustomInboxPrefix(g.InboxPrefix)}, revoke, nil
 }
 
 type asyncDenied struct {

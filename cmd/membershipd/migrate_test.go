@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/unibus/unibus/client"
 	"github.com/unibus/unibus/internal/cli"
 	"github.com/unibus/unibus/internal/ids"
+	"github.com/unibus/unibus/membershipd"
 	"github.com/unibus/unibus/membershipd/store"
 	"github.com/unibus/unibus/pki"
 )
@@ -151,19 +154,14 @@ func TestMigrateToKV(t *testing.T) {
 	}
 }
 
-// TestMigrateToKVAsAdmin runs the migration on a bus that authenticates
-// every client and allows the admin exactly store.StoreClientPublishSubjects
-// (the list busauth gives admins): enough for the migration. A member
-// without them is refused, and the error says why.
+// TestMigrateToKVAsAdmin runs the migration against a real membershipd
+// under --bus-auth enforce, so the permissions are the daemon's own: the
+// admin's identity gets a bus credential for the run from the node's
+// control plane, a plain member is refused one, and afterwards the admin's
+// own connection has no rights on the buckets, blob bytes included.
 func TestMigrateToKVAsAdmin(t *testing.T) {
 	dir, idents := seedState(t)
-	user := func(h string, pub []string) *server.NkeyUser {
-		return &server.NkeyUser{Nkey: idents[h].SignPub(), Permissions: &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: pub},
-			Subscribe: &server.SubjectPermission{Allow: []string{ids.InboxPrefix(h) + ".>"}},
-		}}
-	}
-	srv := startNATS(t, []*server.NkeyUser{user("alice", store.StoreClientPublishSubjects()), user("bob", []string{})})
+	target := startTarget(t, idents)
 	write := func(h string) string {
 		p := filepath.Join(t.TempDir(), h+".identity")
 		if err := os.WriteFile(p, idents[h].Marshal(), 0o600); err != nil {
@@ -171,26 +169,35 @@ func TestMigrateToKVAsAdmin(t *testing.T) {
 		}
 		return p
 	}
-
-	if code, out := runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1"); code == 0 {
-		t.Fatalf("anonymous migration accepted:\n%s", out)
+	natsURL, server := target.NATSURL(), "http://"+target.HTTPAddr()
+	migrate := func(extra ...string) (int, string) {
+		return runMigrate(append([]string{"--nats-url", natsURL, "--state-dir", dir, "--kv-replicas", "1"}, extra...)...)
 	}
-	code, out := runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1", "--identity", write("bob"))
-	if code == 0 || !strings.Contains(out, "permissions violation") || !strings.Contains(out, "membershipd: hint: the identity must be an admin's") {
+
+	if code, out := migrate(); code == 0 || !strings.Contains(out, "Authorization Violation") {
+		t.Fatalf("anonymous migration: exit %d:\n%s", code, out)
+	}
+	code, out := migrate("--identity", write("bob"), "--server", server)
+	if code == 0 || !strings.Contains(out, "bob is not an admin") || !strings.Contains(out, "membershipd: hint: the identity must be an admin's") {
 		t.Fatalf("migration as a plain member: exit %d:\n%s", code, out)
 	}
-	code, out = runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1", "--identity", write("alice"))
+	code, out = migrate("--identity", write("alice"), "--server", server)
 	if code != 0 || !strings.Contains(out, "members 2 created") {
 		t.Fatalf("migration as the admin: exit %d:\n%s", code, out)
 	}
-	code, out = runMigrate("--nats-url", srv.ClientURL(), "--state-dir", dir, "--kv-replicas", "1", "--identity", write("alice"))
+	code, out = migrate("--identity", write("alice"), "--server", server)
 	if code != 0 || !strings.Contains(out, "nothing to do") {
 		t.Fatalf("second migration as the admin: exit %d:\n%s", code, out)
 	}
 
-	// The admin wrote the blob but cannot read its bytes over the bus: over
-	// HTTP only the room's members can.
-	nc, err := nats.Connect(srv.ClientURL(), idents["alice"].NATSOptions()...)
+	// The admin's own connection: no rights on the buckets at all, not even
+	// the blob she just wrote.
+	var denied atomic.Int32
+	nc, err := nats.Connect(natsURL, append(idents["alice"].NATSOptions(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if strings.Contains(err.Error(), "Permissions Violation") {
+			denied.Add(1)
+		}
+	}))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,14 +205,43 @@ func TestMigrateToKVAsAdmin(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	obj, err := js.ObjectStore(ctx, store.ObjectBlobsBucket)
+	if _, err := js.ObjectStore(ctx, store.ObjectBlobsBucket); err == nil {
+		t.Fatal("the admin's own connection bound the blob store")
+	}
+	if denied.Load() == 0 {
+		t.Fatal("the admin's JetStream request was not refused by the bus")
+	}
+}
+
+// startTarget runs a membershipd under --bus-auth enforce whose members are
+// alice (admin) and bob, with the identities of idents.
+func startTarget(t *testing.T, idents map[string]*client.Identity) *membershipd.Daemon {
+	t.Helper()
+	ctx := context.Background()
+	cfg := membershipd.DefaultConfig()
+	cfg.NodeName, cfg.HTTPAddr, cfg.NATSAddr, cfg.MonitorPort = "target", "127.0.0.1:0", "127.0.0.1:0", 0
+	cfg.StateDir = t.TempDir()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.OpenSQLite(ctx, cfg.StateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256([]byte(seedBlob))
-	if got, err := obj.GetBytes(ctx, hex.EncodeToString(sum[:])); err == nil {
-		t.Fatalf("the admin read the blob's bytes over the bus: %q", got)
+	for h, role := range map[string]store.Role{"alice": store.RoleAdmin, "bob": store.RoleMember} {
+		id := idents[h]
+		if err := st.CreateMember(ctx, store.Member{Handle: h, Role: role, SignPub: id.SignPub(), AgeRecipient: id.Recipient(), Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	st.Close()
+	d, err := membershipd.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown() })
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // TestMigrateToKVOverTLS: with --ca the migration connects with TLS and
