@@ -3,6 +3,7 @@ package membershipd
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/unibus/unibus/internal/cli"
 	"github.com/unibus/unibus/membershipd/store"
@@ -25,6 +26,15 @@ func Bootstrap(ctx context.Context, stateDir, handle, signPub, ageRecipient stri
 		return store.Member{}, err
 	}
 	defer st.Close()
+	// A node of a running cluster keeps its members in the cluster's KV
+	// and imports none from here: an admin made here would never be seen,
+	// and must not be (see importLocalState).
+	if cluster, err := st.ClusterNode(ctx); err != nil {
+		return store.Member{}, err
+	} else if cluster != "" {
+		return store.Member{}, cli.WithHint(fmt.Errorf("refused: this state dir is a node of cluster %q, whose members live in the cluster's replicated store", cluster),
+			"an admin of the cluster adds another admin with `unibus member add HANDLE --role admin`")
+	}
 	err = st.CreateFirstAdmin(ctx, m)
 	if errors.Is(err, store.ErrExists) {
 		return store.Member{}, cli.WithHint(errors.New("refused: this state dir already has an admin"),

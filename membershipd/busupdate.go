@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -87,9 +88,10 @@ func (b *busUpdates) markFailed(err error) {
 	b.mu.Unlock()
 }
 
-// busReloadFault, when set (by tests only), makes a bus user reload fail:
-// the way to prove a failed revocation is retried until it lands.
-var busReloadFault func() error
+// busReloadFault, when set (by tests only), makes a bus user reload of the
+// named node fail: the way to prove a failed revocation is retried until
+// it lands.
+var busReloadFault atomic.Pointer[func(node string) error]
 
 // errBusUpdatePending is the /readyz reason while a change waits.
 var errBusUpdatePending = errors.New("a bus permission update is pending")

@@ -94,6 +94,17 @@ func prepareCluster(cfg *Config) (*clusterSetup, error) {
 	if !tlsGiven && !isLoopbackHost(host) {
 		return nil, fmt.Errorf("--cluster-addr %s: a cluster on a non-loopback address needs route TLS (--route-tls-cert, --route-tls-key, --route-tls-ca)", c.Addr)
 	}
+	if !tlsGiven {
+		// A route that leaves the machine carries the bus and the
+		// control state: TLS, whatever the bind address says.
+		for _, r := range c.Routes {
+			u, err := url.Parse(strings.TrimSpace(r))
+			wellFormed := err == nil && (u.Scheme == "nats" || u.Scheme == "nats-route") && u.Port() != ""
+			if wellFormed && !isLoopbackHost(u.Hostname()) {
+				return nil, fmt.Errorf("--routes nats://%s: a route to another machine needs route TLS (--route-tls-cert, --route-tls-key, --route-tls-ca)", u.Host)
+			}
+		}
+	}
 	if tlsGiven {
 		if s.tls, err = routeTLS(cfg); err != nil {
 			return nil, err

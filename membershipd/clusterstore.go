@@ -41,7 +41,9 @@ func (d *Daemon) startClusterStore(ctx context.Context, js jetstream.JetStream) 
 			d.cs.mu.Unlock()
 			d.control.Store(&controlState{store: kv, blobs: blobs})
 			d.log.Info("control-plane store ready", "kv_replicas", want)
-			d.busChanged(ctx)
+			if err := d.db.MarkClusterNode(ctx, d.cfg.Cluster.Name); err != nil {
+				d.log.Warn("could not mark the state dir as a cluster node's", "err", err)
+			}
 			go d.watchMembership(ctx, js)
 			go d.raiseReplicas(ctx, kv, want)
 			return
@@ -78,11 +80,27 @@ func openClusterStore(ctx context.Context, js jetstream.JetStream, replicas int)
 
 // importLocalState copies what this node's SQLite holds (a first admin made
 // with membershipd bootstrap, or the whole state of a node that ran alone
-// before, blobs included) into KV and the object store. It is idempotent, and a conflict (the same handle with
-// another key) keeps what KV has and is logged.
+// before, blobs included) into KV and the object store, at the cluster's
+// first formation only: once the cluster has an admin, its members are
+// managed through its signed control plane, and whoever can write one
+// node's state dir must not be able to inject an admin by restarting it.
+// It is idempotent, and a conflict (the same handle with another key)
+// keeps what KV has and is logged.
 func (d *Daemon) importLocalState(ctx context.Context, kv *store.KV, blobs *store.ObjectBlobs) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	formed, err := kv.HasAdmin(ctx)
+	if err != nil {
+		return fmt.Errorf("look for the cluster's control state: %w", err)
+	}
+	if formed {
+		if local, err := d.db.AllMembers(ctx); err == nil && len(local) > 0 {
+			if already, _ := d.db.ClusterNode(ctx); already == "" {
+				d.log.Warn("this node's local members were not imported: the cluster already has an admin; an admin adds members with unibus member add", "local_members", len(local))
+			}
+		}
+		return nil
+	}
 	sum, err := store.Migrate(ctx, d.db, kv, blobs)
 	if err != nil {
 		return fmt.Errorf("import local state into kv: %w", err)
@@ -126,40 +144,50 @@ func (d *Daemon) raiseReplicas(ctx context.Context, kv *store.KV, want int) {
 }
 
 // watchMembership applies membership changes made through any node to this
-// node's bus users: without it, a member added on node A could not connect
-// to node C until C restarted.
+// node's bus users: without it, a member removed on node A would keep its
+// rooms on node C until C restarted.
 func (d *Daemon) watchMembership(ctx context.Context, js jetstream.JetStream) {
-	changes := make(chan struct{}, 1)
 	for _, bucket := range []string{store.BucketMembers, store.BucketRooms} {
-		kv, err := js.KeyValue(ctx, bucket)
-		if err != nil {
-			d.log.Error("watch control-plane changes", "bucket", bucket, "err", err)
-			continue
-		}
-		w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
-		if err != nil {
-			d.log.Error("watch control-plane changes", "bucket", bucket, "err", err)
-			continue
-		}
-		go func() {
-			defer w.Stop()
-			for e := range w.Updates() {
-				if e == nil {
-					continue
-				}
-				select {
-				case changes <- struct{}{}:
-				default: // a reload is already due; it will read the latest
-				}
-			}
-		}()
+		go d.watchBucket(ctx, js, bucket)
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-changes:
-			d.busChanged(ctx)
+}
+
+// watchBucket requests a bus update for every change to bucket, for as long
+// as ctx lives. The first watch delivers the bucket's current values before
+// its updates, so a change made between the store's first load and the
+// watch's start is not missed. If the watch ends (its consumer lost, the
+// connection closed), it is made again from the revision after the last one
+// seen, with a full reload requested for whatever the gap held.
+func (d *Daemon) watchBucket(ctx context.Context, js jetstream.JetStream, bucket string) {
+	var last uint64
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		kv, err := js.KeyValue(ctx, bucket)
+		var w jetstream.KeyWatcher
+		if err == nil {
+			var opts []jetstream.WatchOpt
+			if last > 0 {
+				opts = append(opts, jetstream.ResumeFromRevision(last+1))
+			}
+			w, err = kv.WatchAll(ctx, opts...)
 		}
+		if err != nil {
+			if attempt%10 == 0 && ctx.Err() == nil {
+				d.log.Warn("watch control-plane changes; retrying", "bucket", bucket, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		d.bus.request()
+		for e := range w.Updates() {
+			if e == nil {
+				continue // the end of the current values
+			}
+			last = e.Revision()
+			d.bus.request()
+		}
+		w.Stop()
 	}
 }

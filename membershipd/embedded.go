@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -175,10 +176,13 @@ func (e *embedded) accounts() (daemonAcc, membersAcc *server.Account) {
 // setUsers replaces the server's nkey users live. nats-server re-checks
 // every client against the new users and prunes subscriptions they lost.
 func (e *embedded) setUsers(users []*server.NkeyUser) error {
-	if busReloadFault != nil {
-		if err := busReloadFault(); err != nil {
+	if fault := busReloadFault.Load(); fault != nil {
+		if err := (*fault)(e.opts.ServerName); err != nil {
 			return err
 		}
+	}
+	if sameUsers(e.opts.Nkeys, users) {
+		return nil // nothing changed: spare every client a re-check
 	}
 	o := e.opts.Clone()
 	o.Nkeys = users
@@ -187,6 +191,28 @@ func (e *embedded) setUsers(users []*server.NkeyUser) error {
 	}
 	e.opts = o
 	return nil
+}
+
+// sameUsers reports whether two user lists grant exactly the same.
+func sameUsers(a, b []*server.NkeyUser) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Nkey != y.Nkey || accountName(x.Account) != accountName(y.Account) ||
+			!reflect.DeepEqual(x.Permissions, y.Permissions) || !reflect.DeepEqual(x.AllowedConnectionTypes, y.AllowedConnectionTypes) {
+			return false
+		}
+	}
+	return true
+}
+
+func accountName(a *server.Account) string {
+	if a == nil {
+		return ""
+	}
+	return a.Name
 }
 
 func (e *embedded) conn() *nats.Conn { return e.nc }

@@ -199,6 +199,25 @@ func (s *SQLite) InstanceID(ctx context.Context) (string, error) {
 	return id, nil
 }
 
+// MarkClusterNode records that this state dir belongs to a node of the
+// named cluster, whose control state lives in the cluster's KV from now
+// on: membershipd bootstrap then refuses to add an admin here.
+func (s *SQLite) MarkClusterNode(ctx context.Context, cluster string) error {
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO meta (key, value) VALUES ('cluster', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, cluster)
+	return err
+}
+
+// ClusterNode is the cluster MarkClusterNode recorded, or "".
+func (s *SQLite) ClusterNode(ctx context.Context) (string, error) {
+	var name string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'cluster'`).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return name, err
+}
+
 // Close checkpoints the WALs into the main files and closes the databases.
 func (s *SQLite) Close() error {
 	var errs []error

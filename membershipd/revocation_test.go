@@ -1,0 +1,148 @@
+package membershipd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/unibus/unibus/client"
+)
+
+// TestRevocationFailsClosed: a member removed from a room is cut off on
+// every node of a cluster even when the first bus update of every node
+// fails, and a node whose updates keep failing says so in /readyz until
+// the update lands.
+func TestRevocationFailsClosed(t *testing.T) {
+	alice := mustIdentity(t, "alice")
+	tc := newTestCluster(t, func(i int, cfg *Config) {
+		if i == 0 {
+			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	tc.waitReady(60 * time.Second)
+	ctx := context.Background()
+	admin := client.New("http://"+tc.nodes[0].HTTPAddr(), alice)
+	bob := mustIdentity(t, "bob")
+	if _, err := admin.CreateMember(ctx, client.Member{Handle: "bob", Role: "member", SignPub: bob.SignPub(), AgeRecipient: bob.Recipient()}); err != nil {
+		t.Fatal(err)
+	}
+	room, err := admin.CreateRoom(ctx, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.AddRoomMember(ctx, room.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	subject := client.Subject(room.ID, "chat")
+	for i := range tc.nodes {
+		waitFor(t, fmt.Sprintf("bob's room on node %d", i+1), 20*time.Second, func() bool {
+			return busAllows(tc.nodes[i].NATSURL(), bob, subject)
+		})
+	}
+
+	// Bob on every node, subscribed to the room: a revocation reaches him
+	// as the server pruning that subscription.
+	var mu sync.Mutex
+	cutAt := map[int]time.Time{}
+	for i := range tc.nodes {
+		nc, err := nats.Connect(tc.nodes[i].NATSURL(), append(bob.NATSOptions(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(err.Error(), "Permissions Violation") {
+				mu.Lock()
+				if _, ok := cutAt[i]; !ok {
+					cutAt[i] = time.Now()
+				}
+				mu.Unlock()
+			}
+		}))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		if _, err := nc.SubscribeSync(subject); err != nil || nc.Flush() != nil {
+			t.Fatalf("bob subscribes on node %d: %v", i+1, err)
+		}
+	}
+
+	// The first update on every node fails.
+	var fmu sync.Mutex
+	failed := map[string]bool{}
+	fault := func(node string) error {
+		fmu.Lock()
+		defer fmu.Unlock()
+		if !failed[node] {
+			failed[node] = true
+			return errors.New("injected: first bus update fails")
+		}
+		return nil
+	}
+	busReloadFault.Store(&fault)
+	t.Cleanup(func() { busReloadFault.Store(nil) })
+
+	if _, err := admin.RemoveRoomMember(ctx, room.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	waitFor(t, "bob cut off on every node", 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(cutAt) == len(tc.nodes)
+	})
+	var farthest time.Duration
+	for i, at := range cutAt {
+		d := at.Sub(removed)
+		t.Logf("node %d: bob cut off %s after the removal's 200", i+1, d.Round(time.Millisecond))
+		farthest = max(farthest, d)
+	}
+	t.Logf("farthest node: %s (every node's first update failed)", farthest.Round(time.Millisecond))
+	fmu.Lock()
+	if len(failed) != len(tc.nodes) {
+		t.Errorf("the fault hit %d nodes, want %d: the test did not prove a retry everywhere", len(failed), len(tc.nodes))
+	}
+	fmu.Unlock()
+	for i := range tc.nodes {
+		if busAllows(tc.nodes[i].NATSURL(), bob, subject) {
+			t.Errorf("node %d still lets bob subscribe to the room", i+1)
+		}
+	}
+
+	// Node 1's updates keep failing: /readyz says so, and once they land
+	// it is ready again and the change is in force.
+	var stuck sync.Once
+	release := make(chan struct{})
+	hold := func(node string) error {
+		if node != tc.cfgs[0].NodeName {
+			return nil
+		}
+		select {
+		case <-release:
+			return nil
+		default:
+			stuck.Do(func() {})
+			return errors.New("injected: bus updates fail")
+		}
+	}
+	busReloadFault.Store(&hold)
+	if _, err := admin.AddRoomMember(ctx, room.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node 1 to report the pending update", 10*time.Second, func() bool {
+		code, reason := tc.readyzReason(0)
+		return code == 503 && strings.Contains(reason, "bus permission update is pending")
+	})
+	if busAllows(tc.nodes[0].NATSURL(), bob, subject) {
+		t.Fatal("node 1 applied the change while every update failed")
+	}
+	close(release)
+	waitFor(t, "node 1 ready with the change applied", 10*time.Second, func() bool {
+		code, _ := tc.readyzReason(0)
+		return code == 200 && busAllows(tc.nodes[0].NATSURL(), bob, subject)
+	})
+}
