@@ -94,7 +94,9 @@ func TestRefusedBeforeTheBody(t *testing.T) {
 		{"Content-Length over the limit, signed for less", uri, sign(alice, "alice", uri, big, now), limit + 1, 413, "too_large"},
 	}
 	for _, tt := range tests {
+		start := time.Now()
 		got := sendHeadersOnly(t, cp.d, "PUT", tt.uri, tt.auth, "application/octet-stream", tt.length, nil)
+		t.Logf("%s: %d %s in %s, 0 body bytes sent", tt.name, got.status, got.code, time.Since(start).Round(time.Microsecond))
 		if got.err != nil {
 			t.Errorf("%s: no answer with the body unsent (%v): the server waits to read it", tt.name, got.err)
 			continue
