@@ -3,9 +3,7 @@ package membershipd
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"time"
@@ -22,18 +20,31 @@ const (
 	nonceTTL        = 2*signatureWindow + 5*time.Second
 )
 
-// request is a verified signed request: who sent it and its body.
+// request is a verified signed request: who sent it and its body, with the
+// body's SHA-256 (computed as it was read, and equal to the signed one).
 type request struct {
-	member store.Member
-	body   []byte
+	member     store.Member
+	body       []byte
+	bodySHA256 [32]byte
 }
 
 type signedHandler func(w http.ResponseWriter, r *http.Request, req *request)
 
-// signed wraps h with signed-request verification. The cheap checks (header
-// syntax, clock, known handle) come before the body is read, so an
-// unauthenticated client cannot make the server buffer large bodies; the
-// nonce is consumed only by a request whose signature is valid.
+// signed wraps h with signed-request verification. Every refusal that an
+// unauthenticated client can provoke comes before the body is read: header
+// syntax, clock, known handle, content type, the claimed size against the
+// limit, and the signature itself, which covers the body's SHA-256 and
+// length as the header claims them. Only then is the body read, at most the
+// signed length, hashing as it streams, and held to the signed digest.
+//
+// The nonce is consumed last, by a request whose signature verified AND
+// whose body is the one signed. A request whose body was cut short or
+// altered took no effect, so there is nothing for its nonce to protect:
+// it can only ever be completed by someone holding the exact signed body,
+// within the timestamp window, and then once. Consuming it earlier would
+// put a durable write (the nonce commit) on the path of every broken
+// upload, and would let whoever sees a header in flight void the signer's
+// request by racing it with a garbage body.
 func (d *Daemon) signed(maxBody int64, contentType string, h signedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !d.controlReady() {
@@ -71,18 +82,27 @@ func (d *Daemon) signed(maxBody int64, contentType string, h signedHandler) http
 				return
 			}
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		if a.BodyLen > maxBody || r.ContentLength > maxBody {
 			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit of "+byteSize(maxBody))
+			return
+		}
+		// A chunked body (ContentLength -1) is held to the signed length
+		// as it is read.
+		if r.ContentLength >= 0 && r.ContentLength != a.BodyLen {
+			writeError(w, http.StatusUnauthorized, "body_mismatch", "Content-Length is not the body length that was signed")
+			return
+		}
+		if err := reqsign.VerifyKey(m.pub, a, r.Method, r.RequestURI, now, signatureWindow); err != nil {
+			writeError(w, http.StatusUnauthorized, "bad_signature", "signature does not verify with the member's signing key")
+			return
+		}
+		body, err := a.ReadBody(r.Body)
+		if errors.Is(err, reqsign.ErrBodyMismatch) {
+			writeError(w, http.StatusUnauthorized, "body_mismatch", "the request body is not the one signed (its SHA-256 or length differ)")
 			return
 		}
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "bad_body", "could not read the request body")
-			return
-		}
-		if err := reqsign.VerifyKey(m.pub, a, r.Method, r.RequestURI, sha256.Sum256(body), now, signatureWindow); err != nil {
-			writeError(w, http.StatusUnauthorized, "bad_signature", "signature does not verify with the member's signing key")
 			return
 		}
 		err = d.st().UseNonce(r.Context(), a.Handle+":"+a.Nonce, now.Add(nonceTTL))
@@ -94,7 +114,7 @@ func (d *Daemon) signed(maxBody int64, contentType string, h signedHandler) http
 			d.internalError(w, r, err)
 			return
 		}
-		h(w, r, &request{member: m.Member, body: body})
+		h(w, r, &request{member: m.Member, body: body, bodySHA256: a.BodySHA256})
 	}
 }
 

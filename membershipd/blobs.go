@@ -2,7 +2,6 @@ package membershipd
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,8 +46,9 @@ func (d *Daemon) putBlob(w http.ResponseWriter, r *http.Request, req *request) {
 	if !ok {
 		return
 	}
-	got := sha256.Sum256(req.body)
-	if hex.EncodeToString(got[:]) != sum {
+	// The body was hashed once, as it streamed in, and matched the signed
+	// digest; the blob id must be that digest.
+	if hex.EncodeToString(req.bodySHA256[:]) != sum {
 		writeError(w, http.StatusBadRequest, "digest_mismatch", "the body's SHA-256 is not the blob id in the path")
 		return
 	}

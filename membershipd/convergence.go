@@ -21,7 +21,8 @@ type clusterHealth struct {
 	FollowersExpected int    `json:"followers_expected"`
 	MaxLag            uint64 `json:"max_lag"`
 	Converged         bool   `json:"converged"`
-	Error             string `json:"error,omitempty"`
+	Error             string `json:"error,omitempty"` // a reason code, see readiness.go
+	listErr           error  // why the stream list is incomplete: for the log, it can name a stream
 }
 
 // convergence asks JetStream for the state of every stream. The stream
@@ -41,7 +42,7 @@ func convergence(ctx context.Context, srv *server.Server, js jetstream.JetStream
 		h.MetaLeader = jsz.Meta.Leader != ""
 	}
 	if !h.MetaLeader {
-		h.Error = "no jetstream meta leader"
+		h.Error = reasonQuorumLost
 		return h
 	}
 	lister := js.ListStreams(ctx)
@@ -64,22 +65,30 @@ func convergence(ctx context.Context, srv *server.Server, js jetstream.JetStream
 		}
 	}
 	if err := lister.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
-		h.Error = "stream list incomplete: " + err.Error()
+		h.Error, h.listErr = reasonNotConverged, err
 		return h
 	}
 	h.Converged = h.StreamsWithLeader == h.ReplicatedStreams && h.FollowersCurrent == h.FollowersExpected
+	switch {
+	case h.StreamsWithLeader < h.ReplicatedStreams:
+		h.Error = reasonQuorumLost
+	case !h.Converged:
+		h.Error = reasonNotConverged
+	}
 	return h
 }
 
 // notConverged explains, in counts, why h is not converged.
 func (h clusterHealth) notConverged() error {
 	switch {
-	case h.Error != "":
-		return errors.New(h.Error)
+	case !h.MetaLeader:
+		return &notReadyError{code: reasonQuorumLost, msg: "no JetStream meta leader (the cluster is forming, or fewer than a quorum of servers are reachable)"}
+	case h.listErr != nil:
+		return &notReadyError{code: reasonNotConverged, msg: "stream list incomplete", cause: h.listErr}
 	case h.StreamsWithLeader < h.ReplicatedStreams:
-		return fmt.Errorf("%d of %d replicated streams have no leader", h.ReplicatedStreams-h.StreamsWithLeader, h.ReplicatedStreams)
+		return &notReadyError{code: reasonQuorumLost, msg: fmt.Sprintf("%d of %d replicated streams have no leader", h.ReplicatedStreams-h.StreamsWithLeader, h.ReplicatedStreams)}
 	case h.FollowersCurrent < h.FollowersExpected:
-		return fmt.Errorf("followers current %d/%d (max lag %d)", h.FollowersCurrent, h.FollowersExpected, h.MaxLag)
+		return &notReadyError{code: reasonNotConverged, msg: fmt.Sprintf("followers current %d/%d (max lag %d)", h.FollowersCurrent, h.FollowersExpected, h.MaxLag)}
 	}
 	return nil
 }

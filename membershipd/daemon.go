@@ -55,6 +55,8 @@ type Daemon struct {
 
 	members sync.Map // handle -> knownMember, see Daemon.member
 
+	health healthCache // what /healthz and /readyz show, see Daemon.healthSnapshot
+
 	stopBackground context.CancelFunc
 
 	shutdownOnce sync.Once

@@ -3,7 +3,6 @@ package membershipd
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,7 +35,7 @@ type jetStreamCount struct {
 	Streams   int    `json:"streams"`
 	Consumers int    `json:"consumers"`
 	Store     uint64 `json:"store_bytes"`
-	Error     string `json:"error,omitempty"`
+	Error     string `json:"error,omitempty"` // a reason code, see readiness.go
 }
 
 // jetStreamReady asks JetStream itself, over the daemon's connection, for the
@@ -48,19 +47,20 @@ func jetStreamReady(ctx context.Context, js jetstream.JetStream) (*jetstream.Acc
 	case err == nil:
 		return info, nil
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-		return nil, fmt.Errorf("jetstream is not enabled")
+		return nil, &notReadyError{code: reasonJetStreamDisabled, msg: "jetstream is not enabled"}
 	default:
-		return nil, fmt.Errorf("jetstream not answering: %w", err)
+		return nil, &notReadyError{code: reasonJetStreamStarting, msg: "jetstream not answering", cause: err}
 	}
 }
 
 func jetStreamHealth(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) jetStreamCount {
 	if !nc.IsConnected() {
-		return jetStreamCount{Error: "not connected"}
+		return jetStreamCount{Error: reasonNATSStarting}
 	}
 	info, err := jetStreamReady(ctx, js)
 	if err != nil {
-		return jetStreamCount{Error: err.Error()}
+		code, _ := publicReason(err)
+		return jetStreamCount{Error: code}
 	}
 	return jetStreamCount{Enabled: true, Streams: info.Streams, Consumers: info.Consumers, Store: info.Store}
 }

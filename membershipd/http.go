@@ -3,8 +3,6 @@ package membershipd
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"time"
 )
@@ -46,7 +44,8 @@ type health struct {
 	UptimeSeconds int64            `json:"uptime_seconds"`
 	Posture       posture          `json:"posture"`
 	NATS          *dataPlaneHealth `json:"nats,omitempty"`
-	Reason        string           `json:"reason,omitempty"`
+	Reason        string           `json:"reason,omitempty"` // a code, see readiness.go
+	Detail        string           `json:"detail,omitempty"` // fixed text or counts
 }
 
 // posture is the security-relevant configuration, as facts an operator or a
@@ -63,7 +62,9 @@ type posture struct {
 	JSSync     string `json:"js_sync"`
 }
 
-func (d *Daemon) posture() posture {
+// posture is part of the health snapshot: on a cluster node it asks the KV
+// bucket for its replica count.
+func (d *Daemon) posture(ctx context.Context) posture {
 	monitor := "off"
 	if d.MonitorAddr() != "" {
 		monitor = "loopback"
@@ -75,7 +76,7 @@ func (d *Daemon) posture() posture {
 		kv := d.cs.kv
 		d.cs.mu.Unlock()
 		if kv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
 			if n, err := kv.Replicas(ctx); err == nil {
 				replicas = n
 			}
@@ -95,58 +96,32 @@ func (d *Daemon) posture() posture {
 	}
 }
 
+// handleHealthz serves the latest health snapshot (at most a second old).
 func (d *Daemon) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
+	s := d.healthSnapshot()
 	h := health{
 		Status:        "ok",
 		Version:       Version,
 		Node:          d.cfg.NodeName,
 		UptimeSeconds: int64(time.Since(d.started).Seconds()),
-		Posture:       d.posture(),
+		Posture:       s.posture,
+		NATS:          s.nats,
 	}
-	if err := d.ready(ctx); err != nil {
-		h.Status, h.Reason = "starting", err.Error()
-	}
-	if dp := d.dataPlane(); dp != nil {
-		nh := dp.health(ctx)
-		h.NATS = &nh
+	if s.notReady != nil {
+		h.Status = "starting"
+		h.Reason, h.Detail = publicReason(s.notReady)
 	}
 	writeJSON(w, http.StatusOK, h)
 }
 
 // handleReadyz answers 200 only when the data plane serves and JetStream
-// answers; rollouts and load balancers gate on it.
+// answers; rollouts and load balancers gate on it. Its error is the reason
+// code and its safe message, from the same snapshot as /healthz.
 func (d *Daemon) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := d.ready(ctx); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
+	if s := d.healthSnapshot(); s.notReady != nil {
+		code, msg := publicReason(s.notReady)
+		writeError(w, http.StatusServiceUnavailable, "not_ready", code+": "+msg)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
 }
-
-func (d *Daemon) ready(ctx context.Context) error {
-	dp := d.dataPlane()
-	if dp == nil {
-		return errNATSStarting
-	}
-	if err := dp.ready(ctx); err != nil {
-		return err
-	}
-	if !d.controlReady() {
-		if err := d.cs.err(); err != nil {
-			return fmt.Errorf("control-plane store starting: %w", err)
-		}
-		return errors.New("control-plane store starting")
-	}
-	// A membership change that failed to reach the bus and is being
-	// retried: until it lands, a removed member may still be connected.
-	if pending, err := d.bus.pending(); pending && err != nil {
-		return errBusUpdatePending
-	}
-	return nil
-}
-
-var errNATSStarting = errors.New("nats is starting")

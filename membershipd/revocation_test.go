@@ -135,7 +135,7 @@ func TestRevocationFailsClosed(t *testing.T) {
 	}
 	waitFor(t, "node 1 to report the pending update", 10*time.Second, func() bool {
 		code, reason := tc.readyzReason(0)
-		return code == 503 && strings.Contains(reason, "bus permission update is pending")
+		return code == 503 && strings.Contains(reason, "bus_update_pending")
 	})
 	if busAllows(tc.nodes[0].NATSURL(), bob, subject) {
 		t.Fatal("node 1 applied the change while every update failed")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"flag"
 	"net/http"
 	"os"
@@ -26,13 +25,12 @@ func serveBaseline(signPub string) error {
 	if err != nil {
 		return err
 	}
-	empty := sha256.Sum256(nil)
 	srv := &http.Server{Addr: *listen, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/readyz" {
 			return
 		}
 		a, err := reqsign.Parse(r.Header.Get("Authorization"))
-		if err != nil || reqsign.VerifyKey(pub, a, r.Method, r.RequestURI, empty, time.Now(), time.Minute) != nil {
+		if err != nil || reqsign.VerifyKey(pub, a, r.Method, r.RequestURI, time.Now(), time.Minute) != nil {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
