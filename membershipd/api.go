@@ -2,6 +2,7 @@ package membershipd
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
 	"github.com/unibus/unibus/internal/ids"
@@ -139,8 +142,27 @@ func (d *Daemon) storeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (d *Daemon) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	if d.cluster != nil && storeUnavailable(err) {
+		d.log.Warn("the replicated store did not answer", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the cluster's replicated store is not answering (quorum lost?); retry later")
+		return
+	}
 	d.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	writeError(w, http.StatusInternalServerError, "internal", "internal error; see the server log")
+}
+
+// storeUnavailable: the replicated store timed out or has nobody to answer,
+// as when too few nodes are up for its quorum. The request may succeed
+// later; it is not the server's bug.
+func storeUnavailable(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == http.StatusServiceUnavailable {
+		return true // "JetStream system temporarily unavailable", no leader
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrConnectionClosed)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -108,7 +108,12 @@ func (d *Daemon) handleHealthz(w http.ResponseWriter, r *http.Request) {
 		NATS:          s.nats,
 	}
 	if s.notReady != nil {
+		// A node that served and stopped (quorum lost, a peer down, a
+		// pending bus update) is degraded, not starting.
 		h.Status = "starting"
+		if s.servedBefore {
+			h.Status = "degraded"
+		}
 		h.Reason, h.Detail = publicReason(s.notReady)
 	}
 	writeJSON(w, http.StatusOK, h)

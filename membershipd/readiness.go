@@ -61,6 +61,8 @@ type healthSnapshot struct {
 	notReady error // nil when ready
 	posture  posture
 	nats     *dataPlaneHealth
+	// servedBefore: the node was ready at some point since it started.
+	servedBefore bool
 }
 
 // healthCache holds the latest snapshot; concurrent requests that find it
@@ -70,6 +72,7 @@ type healthCache struct {
 	snap     *healthSnapshot
 	inflight chan struct{} // closed when the computation under way is done
 	runs     atomic.Int64  // computations, for tests
+	served   atomic.Bool   // ready at least once
 }
 
 // healthSnapshot returns a snapshot at most healthTTL old, computing it if
@@ -120,6 +123,10 @@ func (d *Daemon) computeHealth() *healthSnapshot {
 			s.notReady = c.notConverged()
 		}
 	}
+	if s.notReady == nil {
+		d.health.served.Store(true)
+	}
+	s.servedBefore = d.health.served.Load()
 	s.done = time.Now()
 	return s
 }
