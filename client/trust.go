@@ -39,9 +39,11 @@ func (c *Client) TrustedRecipient(ctx context.Context, handle string) (string, e
 	if m.Handle != handle {
 		return "", &UntrustedError{Handle: handle, Reason: fmt.Sprintf("the server answered with the record of %q", m.Handle)}
 	}
-	if reason, err := c.traceVouch(ctx, m); err != nil {
+	reason, err := c.traceVouch(ctx, m)
+	if err != nil {
 		return "", fmt.Errorf("member %s: %w", handle, err)
-	} else if reason != "" {
+	}
+	if reason != "" {
 		return "", &UntrustedError{Handle: handle, Reason: reason}
 	}
 	return m.AgeRecipient, nil

@@ -75,3 +75,16 @@ func TestCanonicalRefusesAmbiguity(t *testing.T) {
 		t.Fatalf("Canonical = %q, %v; want %q", got, err, want)
 	}
 }
+
+// BenchmarkVerify is the client's cost per record checked before sealing.
+func BenchmarkVerify(b *testing.B) {
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	rec := Record{Handle: "bob", Role: "member", SignPub: pub, AgeRecipient: "age1abc", VouchedBy: "alice"}
+	sig, _ := Sign(kp, rec)
+	for b.Loop() {
+		if err := Verify(pub, rec, sig); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
