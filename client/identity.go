@@ -85,14 +85,10 @@ func (id *Identity) Trust(handle, signPub string) (added bool, err error) {
 	if handle == id.Handle {
 		return false, fmt.Errorf("%s is you: your own key is always trusted", handle)
 	}
-	for _, t := range id.Trusted {
-		if t.Handle != handle {
-			continue
-		}
-		if t.SignPub == signPub {
-			return false, nil
-		}
-		return false, fmt.Errorf("%s is already pinned with another key (%s)", handle, t.SignPub)
+	if key := id.pinned(handle); key == signPub {
+		return false, nil
+	} else if key != "" {
+		return false, fmt.Errorf("%s is already pinned with another key (%s)", handle, key)
 	}
 	id.Trusted = append(id.Trusted, TrustedAdmin{Handle: handle, SignPub: signPub})
 	return true, nil
@@ -207,14 +203,14 @@ func (id *Identity) parseTrust(v string) error {
 	if !nkeys.IsValidPublicUserKey(f[1]) {
 		return errors.New("not an nkey user public key (U...)")
 	}
-	if id.pinnedOnly(f[0]) {
+	if id.hasPin(f[0]) {
 		return fmt.Errorf("%s is pinned twice", f[0])
 	}
 	id.Trusted = append(id.Trusted, TrustedAdmin{Handle: f[0], SignPub: f[1]})
 	return nil
 }
 
-func (id *Identity) pinnedOnly(handle string) bool {
+func (id *Identity) hasPin(handle string) bool {
 	for _, t := range id.Trusted {
 		if t.Handle == handle {
 			return true
