@@ -103,12 +103,17 @@ func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) e
 	return c.do(ctx, method, path, "application/json", body, out)
 }
 
-// Member is a member as the API shows it.
+// Member is a member as the API shows it. VouchSig is the signature of
+// VouchedBy, the admin who added it, over the record (internal/vouch); the
+// client seals room keys only to records whose vouch it can trace to an
+// admin it trusts.
 type Member struct {
 	Handle       string    `json:"handle"`
 	Role         string    `json:"role"`
 	SignPub      string    `json:"sign_pub"`
 	AgeRecipient string    `json:"age_recipient"`
+	VouchedBy    string    `json:"vouched_by,omitempty"`
+	VouchSig     string    `json:"vouch_sig,omitempty"`
 	Created      time.Time `json:"created"`
 }
 
@@ -122,11 +127,24 @@ type Room struct {
 	Created  time.Time `json:"created"`
 }
 
-// CreateMember adds a member (admins only).
+// CreateMember adds a member (admins only). Unless m already carries a
+// vouch, the caller vouches for it: it signs the record with its own key,
+// which the server requires.
 func (c *Client) CreateMember(ctx context.Context, m Member) (Member, error) {
+	if m.Role == "" {
+		m.Role = "member" // the server's default, and the role the vouch must cover
+	}
+	if m.VouchSig == "" {
+		m.VouchedBy = c.id.Handle
+		var err error
+		if m.VouchSig, err = c.id.Vouch(m); err != nil {
+			return Member{}, fmt.Errorf("vouch for %s: %w", m.Handle, err)
+		}
+	}
 	var out Member
 	err := c.doJSON(ctx, "POST", "/v1/members", map[string]string{
-		"handle": m.Handle, "role": m.Role, "sign_pub": m.SignPub, "age_recipient": m.AgeRecipient}, &out)
+		"handle": m.Handle, "role": m.Role, "sign_pub": m.SignPub, "age_recipient": m.AgeRecipient,
+		"vouched_by": m.VouchedBy, "vouch_sig": m.VouchSig}, &out)
 	return out, err
 }
 

@@ -12,15 +12,25 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/unibus/unibus/internal/ids"
+	"github.com/unibus/unibus/internal/vouch"
 )
 
 // Identity is a member's private keys: the Ed25519 signing key (an nkey
 // user seed, which signs control-plane requests and authenticates on NATS)
-// and the age X25519 identity that opens sealed room keys.
+// and the age X25519 identity that opens sealed room keys. Trusted are the
+// admins it pins: room keys are sealed only to members whose record one of
+// them vouched for (directly or through other admins they vouched for).
 type Identity struct {
-	Handle string
-	Sign   nkeys.KeyPair
-	Age    *age.X25519Identity
+	Handle  string
+	Sign    nkeys.KeyPair
+	Age     *age.X25519Identity
+	Trusted []TrustedAdmin
+}
+
+// TrustedAdmin is a pinned admin: its handle and signing key ("U...").
+type TrustedAdmin struct {
+	Handle  string
+	SignPub string
 }
 
 // GenerateIdentity makes fresh keys for handle.
@@ -56,7 +66,76 @@ func (id *Identity) Marshal() []byte {
 	fmt.Fprintf(&b, "# unibus identity: secret keys, keep this file 0600\n")
 	fmt.Fprintf(&b, "# sign-pub: %s\n# age-recipient: %s\n", id.SignPub(), id.Recipient())
 	fmt.Fprintf(&b, "handle: %s\nnkey-seed: %s\nage-identity: %s\n", id.Handle, seed, id.Age.String())
+	for _, t := range id.Trusted {
+		fmt.Fprintf(&b, "trust-admin: %s %s\n", t.Handle, t.SignPub)
+	}
 	return b.Bytes()
+}
+
+// Trust pins an admin's signing key. Pinning a handle again with the same
+// key changes nothing (added is false); with another key it is refused, as
+// a changed key is what an attack looks like.
+func (id *Identity) Trust(handle, signPub string) (added bool, err error) {
+	if err := ids.ValidHandle(handle); err != nil {
+		return false, err
+	}
+	if !nkeys.IsValidPublicUserKey(signPub) {
+		return false, fmt.Errorf("signing key %q: not an nkey user public key (U...)", signPub)
+	}
+	if handle == id.Handle {
+		return false, fmt.Errorf("%s is you: your own key is always trusted", handle)
+	}
+	if key := id.pinned(handle); key == signPub {
+		return false, nil
+	} else if key != "" {
+		return false, fmt.Errorf("%s is already pinned with another key (%s)", handle, key)
+	}
+	id.Trusted = append(id.Trusted, TrustedAdmin{Handle: handle, SignPub: signPub})
+	return true, nil
+}
+
+// Untrust drops handle's pin; it reports whether there was one.
+func (id *Identity) Untrust(handle string) bool {
+	for i, t := range id.Trusted {
+		if t.Handle == handle {
+			id.Trusted = append(id.Trusted[:i:i], id.Trusted[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// pinned returns the signing key this identity trusts for handle: its own
+// for itself, a pin for a pinned admin, "" otherwise.
+func (id *Identity) pinned(handle string) string {
+	if handle == id.Handle {
+		return id.SignPub()
+	}
+	for _, t := range id.Trusted {
+		if t.Handle == handle {
+			return t.SignPub
+		}
+	}
+	return ""
+}
+
+// Vouch signs m as the admin m.VouchedBy, who must be this identity; the
+// server requires it on every member an admin adds.
+func (id *Identity) Vouch(m Member) (string, error) {
+	if m.VouchedBy != id.Handle {
+		return "", fmt.Errorf("vouched_by is %q but you are %s", m.VouchedBy, id.Handle)
+	}
+	return vouch.Sign(id.Sign, vouchRecord(m))
+}
+
+// SelfVouch is the first admin's vouch for its own record, which membershipd
+// bootstrap takes as --vouch.
+func (id *Identity) SelfVouch() (string, error) {
+	return id.Vouch(Member{Handle: id.Handle, Role: "admin", SignPub: id.SignPub(), AgeRecipient: id.Recipient(), VouchedBy: id.Handle})
+}
+
+func vouchRecord(m Member) vouch.Record {
+	return vouch.Record{Handle: m.Handle, Role: m.Role, SignPub: m.SignPub, AgeRecipient: m.AgeRecipient, VouchedBy: m.VouchedBy}
 }
 
 // ParseIdentity reads what Marshal wrote.
@@ -88,6 +167,8 @@ func ParseIdentity(data []byte) (*Identity, error) {
 			if err != nil {
 				id.Sign, err = nil, errors.New("not a user nkey seed (SU...)")
 			}
+		case "trust-admin":
+			err = id.parseTrust(v)
 		case "age-identity":
 			if id.Age, err = age.ParseX25519Identity(v); err != nil {
 				err = errors.New("not an age X25519 identity (AGE-SECRET-KEY-1...)")
@@ -108,6 +189,34 @@ func ParseIdentity(data []byte) (*Identity, error) {
 		return nil, errors.New("no age-identity: line")
 	}
 	return id, nil
+}
+
+// parseTrust reads a "trust-admin: HANDLE SIGNPUB" value.
+func (id *Identity) parseTrust(v string) error {
+	f := strings.Fields(v)
+	if len(f) != 2 {
+		return errors.New("want HANDLE SIGNPUB (an admin's handle and its U... key)")
+	}
+	if err := ids.ValidHandle(f[0]); err != nil {
+		return err
+	}
+	if !nkeys.IsValidPublicUserKey(f[1]) {
+		return errors.New("not an nkey user public key (U...)")
+	}
+	if id.hasPin(f[0]) {
+		return fmt.Errorf("%s is pinned twice", f[0])
+	}
+	id.Trusted = append(id.Trusted, TrustedAdmin{Handle: f[0], SignPub: f[1]})
+	return nil
+}
+
+func (id *Identity) hasPin(handle string) bool {
+	for _, t := range id.Trusted {
+		if t.Handle == handle {
+			return true
+		}
+	}
+	return false
 }
 
 // LoadIdentity reads an identity file, refusing one that others can read.

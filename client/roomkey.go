@@ -60,17 +60,28 @@ func (id *Identity) OpenRoomKey(sk SealedKey) (RoomKey, error) {
 }
 
 // ShareRoomKey seals k to every listed member and uploads each sealed copy.
+// Every member's record must trace to an admin the caller trusts
+// ([Client.TrustedRecipient]); all are checked before anything is sealed,
+// so one untrusted record stops the whole call and nobody gets the key.
 func (c *Client) ShareRoomKey(ctx context.Context, k RoomKey, handles ...string) error {
-	for _, h := range handles {
-		m, err := c.Member(ctx, h)
-		if err != nil {
+	recipients, err := c.trustedRecipients(ctx, handles)
+	if err != nil {
+		return err
+	}
+	return c.sealTo(ctx, k, handles, recipients)
+}
+
+// sealTo seals k to recipients already verified, in the order of handles.
+func (c *Client) sealTo(ctx context.Context, k RoomKey, handles []string, recipients map[string]string) error {
+	sealed := make([][]byte, len(handles))
+	for i, h := range handles {
+		var err error
+		if sealed[i], err = k.Seal(recipients[h]); err != nil {
 			return fmt.Errorf("member %s: %w", h, err)
 		}
-		sealed, err := k.Seal(m.AgeRecipient)
-		if err != nil {
-			return err
-		}
-		if err := c.PutSealedKey(ctx, k.Room, h, k.Epoch, sealed); err != nil {
+	}
+	for i, h := range handles {
+		if err := c.PutSealedKey(ctx, k.Room, h, k.Epoch, sealed[i]); err != nil {
 			return fmt.Errorf("key for %s: %w", h, err)
 		}
 	}
@@ -106,8 +117,15 @@ func (c *Client) CreateRoomWithKey(ctx context.Context, name string) (Room, Room
 
 // AddMemberWithKey adds handle to the room and seals the caller's current
 // room key to them, so they can read from the start.
+//
+// handle's record is checked first: one that does not trace to an admin the
+// caller trusts is refused before the room changes.
 func (c *Client) AddMemberWithKey(ctx context.Context, room, handle string) (Room, error) {
 	k, err := c.RoomKey(ctx, room)
+	if err != nil {
+		return Room{}, err
+	}
+	recipients, err := c.trustedRecipients(ctx, []string{handle})
 	if err != nil {
 		return Room{}, err
 	}
@@ -118,11 +136,12 @@ func (c *Client) AddMemberWithKey(ctx context.Context, room, handle string) (Roo
 	if k.Epoch != r.KeyEpoch {
 		return r, fmt.Errorf("room %s is at key epoch %d but your key is epoch %d: run unibus room rekey", room, r.KeyEpoch, k.Epoch)
 	}
-	return r, c.ShareRoomKey(ctx, k, handle)
+	return r, c.sealTo(ctx, k, []string{handle}, recipients)
 }
 
 // Rekey makes a new key for the room's current epoch and shares it with
-// every member; run it after a member leaves.
+// every member; run it after a member leaves. It seals nothing unless every
+// member's record is trusted (see [Client.ShareRoomKey]).
 func (c *Client) Rekey(ctx context.Context, room string) (RoomKey, error) {
 	r, err := c.Room(ctx, room)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/unibus/unibus/internal/ids"
+	"github.com/unibus/unibus/internal/vouch"
 	"github.com/unibus/unibus/membershipd/store"
 )
 
@@ -61,6 +62,8 @@ type memberRequest struct {
 	Role         string `json:"role"`
 	SignPub      string `json:"sign_pub"`
 	AgeRecipient string `json:"age_recipient"`
+	VouchedBy    string `json:"vouched_by"`
+	VouchSig     string `json:"vouch_sig"`
 }
 
 // parseMemberRequest validates a new member; it is a fuzz target.
@@ -89,7 +92,39 @@ func (req memberRequest) member() (store.Member, error) {
 	if _, err := age.ParseX25519Recipient(req.AgeRecipient); err != nil {
 		return store.Member{}, fmt.Errorf("age_recipient %q: not an age X25519 recipient (age1...)", req.AgeRecipient)
 	}
-	return store.Member{Handle: req.Handle, Role: role, SignPub: req.SignPub, AgeRecipient: req.AgeRecipient, Created: time.Now().UTC()}, nil
+	// The vouch's shape is checked here; whether it is the right admin's
+	// and verifies is checkVouch's, which knows who asks.
+	if req.VouchedBy != "" {
+		if err := ids.ValidHandle(req.VouchedBy); err != nil {
+			return store.Member{}, fmt.Errorf("vouched_by: %w", err)
+		}
+	}
+	if req.VouchSig != "" && !vouch.WellFormed(req.VouchSig) {
+		return store.Member{}, errors.New("vouch_sig: not a 64-byte Ed25519 signature, base64url without padding")
+	}
+	return store.Member{Handle: req.Handle, Role: role, SignPub: req.SignPub, AgeRecipient: req.AgeRecipient,
+		VouchedBy: req.VouchedBy, VouchSig: req.VouchSig, Created: time.Now().UTC()}, nil
+}
+
+// vouchRecord is what m's vouch signs.
+func vouchRecord(m store.Member) vouch.Record {
+	return vouch.Record{Handle: m.Handle, Role: string(m.Role), SignPub: m.SignPub, AgeRecipient: m.AgeRecipient, VouchedBy: m.VouchedBy}
+}
+
+// checkVouch requires m to carry a vouch by voucher (the admin adding it,
+// or m itself at bootstrap) that verifies with voucher's signing key. It
+// returns the error code and message of a refusal, or "" if m is vouched.
+func checkVouch(m store.Member, voucher, voucherSignPub string) (code, msg string) {
+	switch {
+	case m.VouchSig == "" || m.VouchedBy == "":
+		return "vouch_required", "a new member needs the vouch of the admin adding it (vouched_by, vouch_sig): unibus member add makes one"
+	case m.VouchedBy != voucher:
+		return "bad_vouch", fmt.Sprintf("vouched_by %q: the vouch must be by %s, who adds the member", m.VouchedBy, voucher)
+	}
+	if err := vouch.Verify(voucherSignPub, vouchRecord(m), m.VouchSig); err != nil {
+		return "bad_vouch", fmt.Sprintf("vouch_sig does not verify with %s's signing key over this record", voucher)
+	}
+	return "", ""
 }
 
 func (d *Daemon) createMember(w http.ResponseWriter, r *http.Request, req *request) {
@@ -100,6 +135,10 @@ func (d *Daemon) createMember(w http.ResponseWriter, r *http.Request, req *reque
 	m, err := parseMemberRequest(req.body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if code, msg := checkVouch(m, req.member.Handle, req.member.SignPub); code != "" {
+		writeError(w, http.StatusBadRequest, code, msg)
 		return
 	}
 	if err := d.st().CreateMember(r.Context(), m); err != nil {

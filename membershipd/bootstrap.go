@@ -10,13 +10,21 @@ import (
 )
 
 // Bootstrap makes the first admin of a fresh state dir: handle, Ed25519
-// signing key (nkey "U...") and age recipient. It is refused once any admin
-// exists, so it cannot be used to take over a running control plane; later
-// members are added through the signed API by an admin.
-func Bootstrap(ctx context.Context, stateDir, handle, signPub, ageRecipient string) (store.Member, error) {
-	m, err := memberRequest{Handle: handle, Role: string(store.RoleAdmin), SignPub: signPub, AgeRecipient: ageRecipient}.member()
+// signing key (nkey "U...") and age recipient, with selfVouch, the admin's
+// own vouch for that record (unibus keygen prints it): the first admin has
+// nobody else to vouch for it, and clients trust such a record only if they
+// pin its key. It is refused once any admin exists, so it cannot be used to
+// take over a running control plane; later members are added through the
+// signed API by an admin.
+func Bootstrap(ctx context.Context, stateDir, handle, signPub, ageRecipient, selfVouch string) (store.Member, error) {
+	m, err := memberRequest{Handle: handle, Role: string(store.RoleAdmin), SignPub: signPub, AgeRecipient: ageRecipient,
+		VouchedBy: handle, VouchSig: selfVouch}.member()
 	if err != nil {
 		return store.Member{}, err
+	}
+	if code, _ := checkVouch(m, handle, signPub); code != "" {
+		return store.Member{}, cli.WithHint(errors.New("--vouch: not the admin's own signature over this record"),
+			"unibus keygen prints the bootstrap command with --vouch filled in; copy it whole")
 	}
 	if err := prepareStateDir(stateDir); err != nil {
 		return store.Member{}, err

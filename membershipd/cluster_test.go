@@ -87,7 +87,7 @@ func TestClusterControlPlane(t *testing.T) {
 	alice := mustIdentity(t, "alice")
 	tc := newTestCluster(t, func(i int, cfg *Config) {
 		if i == 0 { // the first admin, made on one node before it starts
-			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient()); err != nil {
+			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient(), selfVouch(t, alice)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -206,7 +206,7 @@ func TestRaiseReplicas(t *testing.T) {
 	tc := newTestCluster(t, func(i int, cfg *Config) {
 		cfg.Cluster.KVReplicas = 1
 		if i == 0 {
-			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient()); err != nil {
+			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient(), selfVouch(t, alice)); err != nil {
 				t.Fatal(err)
 			}
 		}

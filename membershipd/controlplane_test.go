@@ -32,7 +32,7 @@ func newControlPlane(t testing.TB) *controlPlane {
 	cfg := testConfig(t)
 	cfg.BusAuth = BusAuthEnforce
 	aliceID := mustIdentity(t, "alice")
-	if _, err := Bootstrap(ctx, cfg.StateDir, "alice", aliceID.SignPub(), aliceID.Recipient()); err != nil {
+	if _, err := Bootstrap(ctx, cfg.StateDir, "alice", aliceID.SignPub(), aliceID.Recipient(), selfVouch(t, aliceID)); err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
 	d := startDaemon(t, cfg)
@@ -179,7 +179,7 @@ func TestFullStory(t *testing.T) {
 func TestBootstrapOnlyOnce(t *testing.T) {
 	cp := newControlPlane(t)
 	eve := mustIdentity(t, "eve")
-	_, err := Bootstrap(context.Background(), cp.cfg.StateDir, "eve", eve.SignPub(), eve.Recipient())
+	_, err := Bootstrap(context.Background(), cp.cfg.StateDir, "eve", eve.SignPub(), eve.Recipient(), selfVouch(t, eve))
 	if err == nil || !strings.Contains(err.Error(), "already has an admin") {
 		t.Fatalf("second bootstrap: %v; want a refusal", err)
 	}

@@ -1,9 +1,11 @@
 package membershipd
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/unibus/unibus/internal/ids"
+	"github.com/unibus/unibus/internal/vouch"
 )
 
 // The request-body parsers see untrusted bytes after authentication; they
@@ -11,6 +13,7 @@ import (
 
 func FuzzParseMemberRequest(f *testing.F) {
 	f.Add([]byte(`{"handle":"bob","role":"member","sign_pub":"UAUGMLATGRKES25IPFLES65CADQYND7KEKBVCZFE5NWNXX24KQQQ2NYC","age_recipient":"age1k8dlhdnuzrc825tgfdtl7dzjuhdxzedhdc0jfa5z28sjzkzegsuqr8uhzu"}`))
+	f.Add([]byte(`{"handle":"bob","role":"member","sign_pub":"UAUGMLATGRKES25IPFLES65CADQYND7KEKBVCZFE5NWNXX24KQQQ2NYC","age_recipient":"age1k8dlhdnuzrc825tgfdtl7dzjuhdxzedhdc0jfa5z28sjzkzegsuqr8uhzu","vouched_by":"alice","vouch_sig":"` + strings.Repeat("A", 86) + `"}`))
 	f.Add([]byte(`{"handle":"../x"}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -20,6 +23,9 @@ func FuzzParseMemberRequest(f *testing.F) {
 		}
 		if m.Handle == "" || m.SignPub == "" || m.AgeRecipient == "" || (m.Role != "admin" && m.Role != "member") {
 			t.Fatalf("accepted an incomplete member %+v", m)
+		}
+		if (m.VouchSig != "" && !vouch.WellFormed(m.VouchSig)) || (m.VouchedBy != "" && ids.ValidHandle(m.VouchedBy) != nil) {
+			t.Fatalf("accepted a malformed vouch %+v", m)
 		}
 	})
 }

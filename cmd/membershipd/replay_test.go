@@ -26,8 +26,12 @@ func TestReplayAfterSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	selfVouch, err := id.SelfVouch()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
-	if code := run([]string{"bootstrap", "--state-dir", dir, "--handle", "alice", "--sign-pub", id.SignPub(), "--age-recipient", id.Recipient()}, &out, os.Getenv); code != 0 {
+	if code := run([]string{"bootstrap", "--state-dir", dir, "--handle", "alice", "--sign-pub", id.SignPub(), "--age-recipient", id.Recipient(), "--vouch", selfVouch}, &out, os.Getenv); code != 0 {
 		t.Fatalf("bootstrap: exit %d: %s", code, out.String())
 	}
 	port := freePort(t)

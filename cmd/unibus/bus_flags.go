@@ -56,10 +56,7 @@ func defaultIdentityPath() string {
 
 // client loads the identity and returns a control-plane client.
 func (f *busFlags) client() (*client.Client, error) {
-	id, err := client.LoadIdentity(f.identity)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, cli.WithHint(err, "make one with: unibus keygen --handle YOURNAME (or pass --identity)")
-	}
+	id, err := loadIdentity(f.identity)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,8 @@ func newKeygenCmd(ui cli.UI) *cobra.Command {
 		Long: `Make a member identity file (mode 0600): an Ed25519 signing key, which signs
 control-plane requests and is the member's NATS nkey, and an age X25519 key, which
 opens room keys sealed to the member. Prints the public halves, which an admin
-needs to add the member (or membershipd bootstrap, for the first admin).`,
+needs to add the member, and the whole membershipd bootstrap command for a first
+admin, with --vouch: the admin's own signature over its record.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if handle == "" {
@@ -47,10 +48,14 @@ needs to add the member (or membershipd bootstrap, for the first admin).`,
 			if err := pki.WriteFileAtomic(out, id.Marshal(), 0o600); err != nil {
 				return err
 			}
+			selfVouch, err := id.SelfVouch()
+			if err != nil {
+				return err
+			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "handle:        %s\nsign-pub:      %s\nage-recipient: %s\n", id.Handle, id.SignPub(), id.Recipient())
 			ui.Printf("wrote %s (secret: keep it 0600)", out)
-			ui.Printf("first admin of a new membershipd: membershipd bootstrap --handle %s --sign-pub %s --age-recipient %s", id.Handle, id.SignPub(), id.Recipient())
+			ui.Printf("first admin of a new membershipd: membershipd bootstrap --handle %s --sign-pub %s --age-recipient %s --vouch %s", id.Handle, id.SignPub(), id.Recipient(), selfVouch)
 			ui.Printf("otherwise an admin adds you: unibus member add %s --sign-pub %s --age-recipient %s", id.Handle, id.SignPub(), id.Recipient())
 			return nil
 		},

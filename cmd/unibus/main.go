@@ -54,7 +54,7 @@ func newRootCmd(ui cli.UI) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return cli.Usagef("%v", err)
 	})
-	root.AddCommand(newPKICmd(ui), newKeygenCmd(ui), newMemberCmd(ui), newRoomCmd(ui), newSendCmd(ui), newListenCmd(ui))
+	root.AddCommand(newPKICmd(ui), newKeygenCmd(ui), newMemberCmd(ui), newTrustCmd(ui), newRoomCmd(ui), newSendCmd(ui), newListenCmd(ui))
 	root.AddCommand(newInitCmd(ui), newRenderCmd(ui))
 	return root
 }

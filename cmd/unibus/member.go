@@ -18,7 +18,7 @@ func newMemberCmd(ui cli.UI) *cobra.Command {
 	var role, signPub, recipient string
 	add := &cobra.Command{
 		Use:   "add HANDLE --sign-pub KEY --age-recipient R [--role member|admin]",
-		Short: "Add a member (admins only)",
+		Short: "Add a member (admins only), vouching for it with your signing key",
 		Args:  exactArgs(1, "HANDLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if signPub == "" || recipient == "" {
@@ -33,6 +33,8 @@ func newMemberCmd(ui cli.UI) *cobra.Command {
 				return apiErr(err)
 			}
 			ui.Printf("member %s added as %s", m.Handle, m.Role)
+			me := c.Identity()
+			ui.Printf("others trust the members you vouch for once they run: unibus trust add %s %s", me.Handle, me.SignPub())
 			return nil
 		},
 	}

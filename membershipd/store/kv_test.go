@@ -22,7 +22,10 @@ func member(handle string, role Role) Member {
 		Handle: handle, Role: role,
 		SignPub:      "UTEST" + strings.ToUpper(strings.NewReplacer("-", "", "_", "").Replace(handle)),
 		AgeRecipient: "age1" + handle,
-		Created:      time.Unix(1767225600, 0).UTC(),
+		// Stores keep a vouch as given (the API verifies it), so any
+		// value shows it survives the round trip.
+		VouchedBy: "alice", VouchSig: "vouch-of-" + handle,
+		Created: time.Unix(1767225600, 0).UTC(),
 	}
 }
 

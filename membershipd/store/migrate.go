@@ -47,7 +47,7 @@ func (s MigrateSummary) String() string {
 }
 
 // Migrate copies the single-node state into KV: members (handle, role,
-// signing key, age recipient), rooms (members, owner, key epoch) and sealed
+// signing key, age recipient, vouch), rooms (members, owner, key epoch) and sealed
 // keys. It never overwrites: a record KV already has identically counts as
 // present, a different one as a conflict (reported, KV's kept), so running
 // it again changes nothing. A room with a conflicting member is not copied
@@ -262,6 +262,9 @@ func memberDiff(want, got Member) string {
 	}
 	if want.AgeRecipient != got.AgeRecipient {
 		d = append(d, "age recipient")
+	}
+	if want.VouchedBy != got.VouchedBy || want.VouchSig != got.VouchSig {
+		d = append(d, "vouch")
 	}
 	return strings.Join(d, ", ")
 }

@@ -81,6 +81,10 @@ var migrations = []string{
 		size   INTEGER NOT NULL,
 		PRIMARY KEY (sha256, room)
 	) STRICT;`,
+	// 3: the admin's vouch for each member. Rows from before it get empty
+	// strings: no vouch, so clients will not seal room keys to them.
+	`ALTER TABLE members ADD COLUMN vouched_by TEXT NOT NULL DEFAULT '';
+	ALTER TABLE members ADD COLUMN vouch_sig TEXT NOT NULL DEFAULT '';`,
 }
 
 // OpenSQLite opens (creating if needed) the databases in dir and brings

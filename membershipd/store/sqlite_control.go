@@ -19,8 +19,8 @@ func isConstraint(err error) bool {
 
 func (s *SQLite) CreateMember(ctx context.Context, m Member) error {
 	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO members (handle, role, sign_pub, age_recipient, created) VALUES (?, ?, ?, ?, ?)`,
-		m.Handle, string(m.Role), m.SignPub, m.AgeRecipient, m.Created.Unix())
+		`INSERT INTO members (handle, role, sign_pub, age_recipient, vouched_by, vouch_sig, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		m.Handle, string(m.Role), m.SignPub, m.AgeRecipient, m.VouchedBy, m.VouchSig, m.Created.Unix())
 	if isConstraint(err) {
 		return fmt.Errorf("member %q or its signing key: %w", m.Handle, ErrExists)
 	}
@@ -31,8 +31,8 @@ func (s *SQLite) Member(ctx context.Context, handle string) (Member, error) {
 	var m Member
 	var created int64
 	err := s.db.QueryRowContext(ctx,
-		`SELECT handle, role, sign_pub, age_recipient, created FROM members WHERE handle = ?`, handle).
-		Scan(&m.Handle, &m.Role, &m.SignPub, &m.AgeRecipient, &created)
+		`SELECT handle, role, sign_pub, age_recipient, vouched_by, vouch_sig, created FROM members WHERE handle = ?`, handle).
+		Scan(&m.Handle, &m.Role, &m.SignPub, &m.AgeRecipient, &m.VouchedBy, &m.VouchSig, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Member{}, fmt.Errorf("member %q: %w", handle, ErrNotFound)
 	}
@@ -57,8 +57,8 @@ func (s *SQLite) CreateFirstAdmin(ctx context.Context, m Member) error {
 			return fmt.Errorf("an admin: %w", ErrExists)
 		}
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO members (handle, role, sign_pub, age_recipient, created) VALUES (?, ?, ?, ?, ?)`,
-			m.Handle, string(m.Role), m.SignPub, m.AgeRecipient, m.Created.Unix())
+			`INSERT INTO members (handle, role, sign_pub, age_recipient, vouched_by, vouch_sig, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			m.Handle, string(m.Role), m.SignPub, m.AgeRecipient, m.VouchedBy, m.VouchSig, m.Created.Unix())
 		if isConstraint(err) {
 			return fmt.Errorf("member %q or its signing key: %w", m.Handle, ErrExists)
 		}
@@ -67,7 +67,7 @@ func (s *SQLite) CreateFirstAdmin(ctx context.Context, m Member) error {
 }
 
 func (s *SQLite) AllMembers(ctx context.Context) ([]Member, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT handle, role, sign_pub, age_recipient, created FROM members ORDER BY handle`)
+	rows, err := s.db.QueryContext(ctx, `SELECT handle, role, sign_pub, age_recipient, vouched_by, vouch_sig, created FROM members ORDER BY handle`)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +76,7 @@ func (s *SQLite) AllMembers(ctx context.Context) ([]Member, error) {
 	for rows.Next() {
 		var m Member
 		var created int64
-		if err := rows.Scan(&m.Handle, &m.Role, &m.SignPub, &m.AgeRecipient, &created); err != nil {
+		if err := rows.Scan(&m.Handle, &m.Role, &m.SignPub, &m.AgeRecipient, &m.VouchedBy, &m.VouchSig, &created); err != nil {
 			return nil, err
 		}
 		m.Created = time.Unix(created, 0).UTC()

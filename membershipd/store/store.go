@@ -26,12 +26,17 @@ const (
 // Member is a person or program allowed on the bus. SignPub is its Ed25519
 // public key in NATS nkey form ("U..."), which is both what it signs
 // control-plane requests with and its NATS identity; AgeRecipient
-// ("age1...") is what room keys are sealed to.
+// ("age1...") is what room keys are sealed to. VouchSig is the signature
+// (internal/vouch) of VouchedBy, the admin who added the member, over the
+// record; the first admin vouches for itself. Members created before vouches
+// existed have neither, and clients do not seal room keys to them.
 type Member struct {
 	Handle       string    `json:"handle"`
 	Role         Role      `json:"role"`
 	SignPub      string    `json:"sign_pub"`
 	AgeRecipient string    `json:"age_recipient"`
+	VouchedBy    string    `json:"vouched_by,omitempty"`
+	VouchSig     string    `json:"vouch_sig,omitempty"`
 	Created      time.Time `json:"created"`
 }
 

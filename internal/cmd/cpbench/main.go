@@ -132,12 +132,15 @@ func run(bin string, rounds int, duration time.Duration, conns int) error {
 // id, a room with a sealed key for id) and verify-only server.
 func (l *layout) start(bin, self, dir string, id *client.Identity) error {
 	state := filepath.Join(dir, l.name)
+	selfVouch, err := id.SelfVouch()
+	if err != nil {
+		return err
+	}
 	if out, err := exec.Command(bin, "bootstrap", "--state-dir", state, "--handle", id.Handle,
-		"--sign-pub", id.SignPub(), "--age-recipient", id.Recipient()).CombinedOutput(); err != nil {
+		"--sign-pub", id.SignPub(), "--age-recipient", id.Recipient(), "--vouch", selfVouch).CombinedOutput(); err != nil {
 		return fmt.Errorf("bootstrap: %v: %s", err, out)
 	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", benchutil.FreePort())
-	var err error
 	l.membershipd, err = l.spawn(filepath.Join(dir, l.name+".log"), bin, "--state-dir", state,
 		"--http-addr", httpAddr, "--nats-addr", "127.0.0.1:0", "--log-format", "json")
 	if err != nil {
