@@ -23,7 +23,7 @@ func TestNoAdminInjectedIntoLiveCluster(t *testing.T) {
 	alice := mustIdentity(t, "alice")
 	tc := newTestCluster(t, func(i int, cfg *Config) {
 		if i == 0 {
-			if _, err := Bootstrap(ctx, cfg.StateDir, "alice", alice.SignPub(), alice.Recipient()); err != nil {
+			if _, err := Bootstrap(ctx, cfg.StateDir, "alice", alice.SignPub(), alice.Recipient(), selfVouch(t, alice)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -38,7 +38,7 @@ func TestNoAdminInjectedIntoLiveCluster(t *testing.T) {
 	tc.nodes[2].Shutdown()
 	tc.nodes[2] = nil
 	mallory := mustIdentity(t, "mallory")
-	_, err := Bootstrap(ctx, tc.cfgs[2].StateDir, "mallory", mallory.SignPub(), mallory.Recipient())
+	_, err := Bootstrap(ctx, tc.cfgs[2].StateDir, "mallory", mallory.SignPub(), mallory.Recipient(), selfVouch(t, mallory))
 	if err == nil || !strings.Contains(err.Error(), `is a node of cluster "test"`) {
 		t.Fatalf("bootstrap on a cluster node's state dir: %v", err)
 	}

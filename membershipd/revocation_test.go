@@ -22,7 +22,7 @@ func TestRevocationFailsClosed(t *testing.T) {
 	alice := mustIdentity(t, "alice")
 	tc := newTestCluster(t, func(i int, cfg *Config) {
 		if i == 0 {
-			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient()); err != nil {
+			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient(), selfVouch(t, alice)); err != nil {
 				t.Fatal(err)
 			}
 		}
