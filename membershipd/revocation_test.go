@@ -41,11 +41,27 @@ func TestRevocationFailsClosed(t *testing.T) {
 	if _, err := admin.AddRoomMember(ctx, room.ID, "bob"); err != nil {
 		t.Fatal(err)
 	}
+	carol := mustIdentity(t, "carol") // a member, not in the room
+	if _, err := admin.CreateMember(ctx, client.Member{Handle: "carol", Role: "member", SignPub: carol.SignPub(), AgeRecipient: carol.Recipient()}); err != nil {
+		t.Fatal(err)
+	}
 	subject := client.Subject(room.ID, "chat")
 	for i := range tc.nodes {
 		waitFor(t, fmt.Sprintf("bob's room on node %d", i+1), 20*time.Second, func() bool {
 			return busAllows(tc.nodes[i].NATSURL(), bob, subject)
 		})
+		// Carol is known on every node (she connects) and still kept out
+		// of the room on each, the remote ones included.
+		waitFor(t, fmt.Sprintf("carol known on node %d", i+1), 20*time.Second, func() bool {
+			nc, err := nats.Connect(tc.nodes[i].NATSURL(), carol.NATSOptions()...)
+			if err == nil {
+				nc.Close()
+			}
+			return err == nil
+		})
+		if busAllows(tc.nodes[i].NATSURL(), carol, subject) {
+			t.Errorf("node %d lets carol, not in the room, subscribe to it", i+1)
+		}
 	}
 
 	// Bob on every node, subscribed to the room: a revocation reaches him
