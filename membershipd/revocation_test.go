@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/unibus/unibus/client"
+	"github.com/unibus/unibus/membershipd/store"
 )
 
 // TestRevocationFailsClosed: a member removed from a room is cut off on
@@ -161,4 +163,70 @@ func TestRevocationFailsClosed(t *testing.T) {
 		code, _ := tc.readyzReason(0)
 		return code == 200 && busAllows(tc.nodes[0].NATSURL(), bob, subject)
 	})
+}
+
+// TestMembershipWatchSurvivesLostConsumer: the consumers behind every
+// node's membership watch are deleted (as a stream leader change or a
+// server restart can lose them), and a change made right after still
+// reaches the bus on every node: the watch comes back from where it was,
+// and nothing in the gap is missed.
+func TestMembershipWatchSurvivesLostConsumer(t *testing.T) {
+	alice := mustIdentity(t, "alice")
+	tc := newTestCluster(t, func(i int, cfg *Config) {
+		if i == 0 {
+			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient(), selfVouch(t, alice)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	tc.waitReady(60 * time.Second)
+	ctx := context.Background()
+	admin := client.New("http://"+tc.nodes[0].HTTPAddr(), alice)
+	bob := mustIdentity(t, "bob")
+	if _, err := admin.CreateMember(ctx, client.Member{Handle: "bob", Role: "member", SignPub: bob.SignPub(), AgeRecipient: bob.Recipient()}); err != nil {
+		t.Fatal(err)
+	}
+	room, err := admin.CreateRoom(ctx, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range tc.nodes {
+		waitFor(t, fmt.Sprintf("bob known on node %d", i+1), 20*time.Second, func() bool {
+			nc, err := nats.Connect(tc.nodes[i].NATSURL(), bob.NATSOptions()...)
+			if err == nil {
+				nc.Close()
+			}
+			return err == nil
+		})
+	}
+
+	js, err := jetstream.New(tc.nodes[2].dataPlane().conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := 0
+	for _, bucket := range []string{store.BucketMembers, store.BucketRooms} {
+		st, err := js.Stream(ctx, "KV_"+bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := st.ConsumerNames(ctx)
+		for name := range names.Name() {
+			if err := st.DeleteConsumer(ctx, name); err == nil {
+				deleted++
+			}
+		}
+	}
+	if deleted < 2*len(tc.nodes) {
+		t.Fatalf("deleted %d watch consumers; want at least %d (two buckets on each node)", deleted, 2*len(tc.nodes))
+	}
+	if _, err := admin.AddRoomMember(ctx, room.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	subject := client.Subject(room.ID, "chat")
+	for i := range tc.nodes {
+		waitFor(t, fmt.Sprintf("bob's new room on node %d after the watch lost its consumer", i+1), 60*time.Second, func() bool {
+			return busAllows(tc.nodes[i].NATSURL(), bob, subject)
+		})
+	}
 }
