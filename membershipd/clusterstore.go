@@ -36,6 +36,9 @@ func (d *Daemon) startClusterStore(ctx context.Context, js jetstream.JetStream) 
 			err = d.importLocalState(ctx, kv, blobs)
 		}
 		if err == nil {
+			err = d.ensureFirstAdmin(ctx, kv)
+		}
+		if err == nil {
 			d.cs.mu.Lock()
 			d.cs.kv, d.cs.lastErr = kv, nil
 			d.cs.mu.Unlock()

@@ -82,6 +82,10 @@ type Config struct {
 
 	BlobMaxBytes int64 // largest blob accepted by PUT /v1/blobs
 
+	// FirstAdminFile is the public record of the admin a control plane
+	// with no admin starts with (see readFirstAdmin).
+	FirstAdminFile string
+
 	Cluster ClusterConfig
 
 	// NATSDebugEnv and NATSMonitorEnv are the values of UNIBUS_NATS_DEBUG and

@@ -53,6 +53,8 @@ type Daemon struct {
 	bus    *busUpdates // membership changes on their way to the bus
 	grants busGrants   // short-lived credentials in the daemon's account
 
+	firstAdmin *store.Member // --first-admin, created while no admin exists
+
 	members sync.Map // handle -> knownMember, see Daemon.member
 
 	health healthCache // what /healthz and /readyz show, see Daemon.healthSnapshot
@@ -87,6 +89,11 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 	if d.cluster, err = prepareCluster(&d.cfg); err != nil {
 		return nil, err
 	}
+	if cfg.FirstAdminFile != "" {
+		if d.firstAdmin, err = readFirstAdmin(cfg.FirstAdminFile); err != nil {
+			return nil, err
+		}
+	}
 	if err := prepareStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
@@ -108,6 +115,11 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	d.db, d.httpLn = st, ln
 	if d.cluster == nil {
+		if err := d.ensureFirstAdmin(ctx, st); err != nil {
+			st.Close()
+			ln.Close()
+			return nil, fmt.Errorf("--first-admin: %w", err)
+		}
 		d.control.Store(&controlState{store: st, blobs: st.Blobs()})
 	}
 	return d, nil

@@ -172,13 +172,10 @@ func TestRevocationFailsClosed(t *testing.T) {
 // and nothing in the gap is missed.
 func TestMembershipWatchSurvivesLostConsumer(t *testing.T) {
 	alice := mustIdentity(t, "alice")
-	tc := newTestCluster(t, func(i int, cfg *Config) {
-		if i == 0 {
-			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient(), selfVouch(t, alice)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
+	// Every node gets alice as --first-admin; the first to find no admin
+	// creates her.
+	firstAdmin := writeFirstAdmin(t, alice)
+	tc := newTestCluster(t, func(i int, cfg *Config) { cfg.FirstAdminFile = firstAdmin })
 	tc.waitReady(60 * time.Second)
 	ctx := context.Background()
 	admin := client.New("http://"+tc.nodes[0].HTTPAddr(), alice)

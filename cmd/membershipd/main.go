@@ -86,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (me
 	fs.StringVar(&cfg.TLSCA, "tls-ca", "", "client CA `file`: clients must present a certificate it signed")
 	fs.IntVar(&cfg.MonitorPort, "monitor-port", cfg.MonitorPort, "`port` of the loopback-only nats-server monitor (opened by UNIBUS_NATS_MONITOR or UNIBUS_NATS_DEBUG)")
 	fs.Int64Var(&cfg.BlobMaxBytes, "blob-max-bytes", cfg.BlobMaxBytes, "largest blob accepted, in `bytes`")
+	fs.StringVar(&cfg.FirstAdminFile, "first-admin", "", "`file` with the public, self-vouched record of the admin to create while the control plane has none (JSON as POST /v1/members)")
 	var routes string
 	cl := &cfg.Cluster
 	fs.StringVar(&cl.Name, "cluster-name", "", "join the NATS cluster of this `name` (needs --bus-auth enforce)")
