@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +25,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	ui := cli.UI{Prog: "unibus", W: stderr}
 	root := newRootCmd(ui)
+	if err := unknownCommand(root, args); err != nil {
+		return ui.Fail(err)
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -36,6 +40,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exit.code
 	}
 	return ui.Fail(err)
+}
+
+// unknownCommand turns cobra's multi-line "unknown command" message into
+// one error line and a hint: the closest command, or where the list is.
+func unknownCommand(root *cobra.Command, args []string) error {
+	cmd, rest, err := root.Find(args)
+	// A group such as "unibus pki" takes no arguments of its own: a word
+	// after it is a subcommand that does not exist (cobra would print the
+	// group's help and succeed).
+	group := cmd.HasSubCommands() && !cmd.Runnable()
+	if err == nil && !group || len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+		return nil
+	}
+	name, what := cmd.CommandPath(), "unknown command"
+	if cmd != root {
+		what = "unknown " + cmd.Name() + " command"
+	}
+	e := cli.Usagef("%s %q", what, rest[0])
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra sets it on the root only
+	}
+	if sugg := cmd.SuggestionsFor(rest[0]); len(sugg) > 0 {
+		return cli.WithHint(e, "did you mean %s %s?", name, sugg[0])
+	}
+	return cli.WithHint(e, "run %s --help for the commands", name)
 }
 
 // exitCodeError ends a command with a given exit code after the command has
