@@ -58,3 +58,25 @@ func TestLockLeftByAKilledRun(t *testing.T) {
 	}
 	l.Release()
 }
+
+func TestEnsureNodeIdentity(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "etc", "unibus", NodeIdentityFile)
+	r1, created, err := EnsureNodeIdentity(path)
+	if err != nil || !created {
+		t.Fatalf("first: %v, created %v", err, created)
+	}
+	st, _ := os.Stat(path)
+	dir, _ := os.Stat(filepath.Dir(path))
+	if st.Mode().Perm() != 0o600 || dir.Mode().Perm() != 0o700 {
+		t.Fatalf("modes: file %v, folder %v", st.Mode().Perm(), dir.Mode().Perm())
+	}
+	r2, created, err := EnsureNodeIdentity(path)
+	if err != nil || created || r2 != r1 {
+		t.Fatalf("second: %q (first %q), created %v, %v", r2, r1, created, err)
+	}
+	// The real age CLI's format reads too.
+	os.WriteFile(path, []byte("garbage\n"), 0o600)
+	if _, _, err := EnsureNodeIdentity(path); err == nil {
+		t.Fatal("a corrupt identity file was accepted")
+	}
+}
