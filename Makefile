@@ -23,10 +23,13 @@ FUZZTIME ?= 5s
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-# A working membershipd on this machine with its embedded defaults:
-# HTTP on :8470, NATS on :4250, state in ./local_files.
+# A working membershipd for development on this machine: HTTP on
+# 127.0.0.1:8470, NATS on 127.0.0.1:4250, state in ./local_files. Loopback,
+# because without a certificate the control plane is plain HTTP, which
+# membershipd serves beyond loopback only with --allow-plain-http.
+RUN_FLAGS := --http-addr 127.0.0.1:8470 --nats-addr 127.0.0.1:4250
 run: build
-	./$(BIN)/membershipd
+	./$(BIN)/membershipd $(RUN_FLAGS)
 
 # What the tests need beyond Go: systemd's analyzer (units are checked with
 # systemd-analyze verify and security; systemd need not run) and the age CLI
