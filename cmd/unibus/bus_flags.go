@@ -151,6 +151,10 @@ func apiErr(err error) error {
 		return err
 	}
 	switch e.Code {
+	case "http":
+		if strings.Contains(e.Message, "HTTP request to an HTTPS server") {
+			return cli.WithHint(err, "this node serves HTTPS: use an https:// --server with --server-ca (the cluster's client-ca.crt)")
+		}
 	case "unknown_handle":
 		return cli.WithHint(err, "your handle is not a member here: an admin adds you with unibus member add")
 	case "stale_timestamp":
