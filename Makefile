@@ -11,7 +11,7 @@ LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
 # with the race detector, which needs cgo (the binaries stay CGO_ENABLED=0).
 TESTFLAGS ?= -count=1 -p 2 -timeout 25m -race
 
-.PHONY: build run deps test lint bench bench-go bench-dataplane bench-controlplane fuzz clean
+.PHONY: build run deps test lint bench bench-go bench-dataplane bench-controlplane bench-https fuzz clean
 # Fuzz targets as package:Target; `make test` runs each briefly, from the
 # committed corpus in testdata/fuzz (new finds land in the Go cache; copy
 # them into testdata/fuzz to keep them).
@@ -60,7 +60,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 # Benchmarks are never part of `make test`: the machine is shared and noisy.
-bench: bench-go bench-dataplane bench-controlplane
+bench: bench-go bench-dataplane bench-controlplane bench-https
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
@@ -70,6 +70,11 @@ bench-dataplane: build
 
 bench-controlplane: build
 	./scripts/bench-controlplane.sh
+
+# Signed requests/s over HTTPS against plain HTTP, same run, interleaved
+# rounds (target: HTTPS at 0.8x HTTP or better). Short rounds: shared machine.
+bench-https: build
+	./scripts/bench-controlplane.sh -https -rounds 3 -duration 5s
 
 clean:
 	rm -rf $(BIN)
