@@ -11,7 +11,7 @@ LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
 # with the race detector, which needs cgo (the binaries stay CGO_ENABLED=0).
 TESTFLAGS ?= -count=1 -p 2 -timeout 25m -race
 
-.PHONY: build run deps test lint bench bench-go bench-dataplane bench-controlplane bench-accounts fuzz clean
+.PHONY: build run deps test lint bench bench-go bench-dataplane bench-controlplane bench-https bench-accounts fuzz clean
 # Fuzz targets as package:Target; `make test` runs each briefly, from the
 # committed corpus in testdata/fuzz (new finds land in the Go cache; copy
 # them into testdata/fuzz to keep them).
@@ -23,10 +23,13 @@ FUZZTIME ?= 5s
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-# A working membershipd on this machine with its embedded defaults:
-# HTTP on :8470, NATS on :4250, state in ./local_files.
+# A working membershipd for development on this machine: HTTP on
+# 127.0.0.1:8470, NATS on 127.0.0.1:4250, state in ./local_files. Loopback,
+# because without a certificate the control plane is plain HTTP, which
+# membershipd serves beyond loopback only with --allow-plain-http.
+RUN_FLAGS := --http-addr 127.0.0.1:8470 --nats-addr 127.0.0.1:4250
 run: build
-	./$(BIN)/membershipd
+	./$(BIN)/membershipd $(RUN_FLAGS)
 
 # What the tests need beyond Go: systemd's analyzer (units are checked with
 # systemd-analyze verify and security; systemd need not run) and the age CLI
@@ -57,7 +60,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 # Benchmarks are never part of `make test`: the machine is shared and noisy.
-bench: bench-go bench-dataplane bench-controlplane bench-accounts
+bench: bench-go bench-dataplane bench-controlplane bench-https bench-accounts
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
@@ -67,6 +70,11 @@ bench-dataplane: build
 
 bench-controlplane: build
 	./scripts/bench-controlplane.sh
+
+# Signed requests/s over HTTPS against plain HTTP, same run, interleaved
+# rounds (target: HTTPS at 0.8x HTTP or better). Short rounds: shared machine.
+bench-https: build
+	./scripts/bench-controlplane.sh -https -rounds 3 -duration 5s
 
 # Send->receive latency on the commit before the NATS account split and on
 # this tree, interleaved.

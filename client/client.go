@@ -28,15 +28,22 @@ import (
 
 // Client talks to one membershipd as one member.
 type Client struct {
-	base string
-	id   *Identity
-	http *http.Client
-	now  func() time.Time
+	base     string
+	id       *Identity
+	http     *http.Client
+	serverCA string // the CA file an https:// server is verified against; "" for the system roots
+	now      func() time.Time
 }
 
-// New returns a client for the control plane at baseURL (http://host:8470).
-func New(baseURL string, id *Identity) *Client {
-	return &Client{base: strings.TrimRight(baseURL, "/"), id: id, http: &http.Client{Timeout: 30 * time.Second}, now: time.Now}
+// New returns a client for the control plane at baseURL: https://host:8470
+// for a node with a certificate (verified against [WithServerCA]'s CA, or
+// the system roots without it; TLS 1.3), http:// for loopback development.
+func New(baseURL string, id *Identity, opts ...Option) *Client {
+	c := &Client{base: strings.TrimRight(baseURL, "/"), id: id, http: defaultHTTP(), now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Identity is the member the client acts as.
@@ -70,7 +77,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	req.Header.Set("Authorization", auth)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return c.certError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/unibus/unibus/internal/cli"
 )
 
 // Version is the membershipd version reported by /healthz. The Makefile sets
@@ -74,9 +76,16 @@ type Config struct {
 	BusAuth BusAuth
 	JSSync  JSSync
 
-	// Client-facing TLS for the NATS client port. TLSCA, when set, is the
-	// client CA: clients must present a certificate it signed.
+	// Client-facing TLS: the NATS client port, and the HTTP control plane,
+	// which then serves HTTPS with the same certificate. TLSCA, when set, is
+	// the client CA: NATS clients must present a certificate it signed (the
+	// HTTP listener asks for none: its requests are signed, and /healthz
+	// stays reachable).
 	TLSCert, TLSKey, TLSCA string
+
+	// AllowPlainHTTP accepts a control plane on plain HTTP at a non-loopback
+	// HTTPAddr (--allow-plain-http); without it such a bind is refused.
+	AllowPlainHTTP bool
 
 	MonitorPort int // loopback-only nats-server monitor, opened by the env switches
 
@@ -142,7 +151,23 @@ func (c *Config) validate() error {
 	if c.StateDir == "" {
 		return fmt.Errorf("--state-dir is empty")
 	}
+	if c.plainHTTPBeyondLoopback() && !c.AllowPlainHTTP {
+		return cli.WithHint(fmt.Errorf("--http-addr %s is not a loopback address and there is no --tls-cert: the control plane would serve plain HTTP to the network", c.HTTPAddr),
+			"serve HTTPS with --tls-cert and --tls-key, bind --http-addr 127.0.0.1:%s, or pass --allow-plain-http on a network you trust", httpPort(c.HTTPAddr))
+	}
 	return nil
+}
+
+// plainHTTPBeyondLoopback reports whether the control plane would answer
+// other hosts without TLS. Call it after checkHostPort accepted HTTPAddr.
+func (c *Config) plainHTTPBeyondLoopback() bool {
+	host, _, _ := net.SplitHostPort(c.HTTPAddr)
+	return c.TLSCert == "" && !isLoopbackHost(host)
+}
+
+func httpPort(hostport string) string {
+	_, port, _ := net.SplitHostPort(hostport)
+	return port
 }
 
 func checkHostPort(flag, addr string) error {

@@ -32,7 +32,8 @@ import (
 type Daemon struct {
 	cfg       Config
 	log       *slog.Logger
-	clientTLS *tls.Config
+	clientTLS *tls.Config   // NATS client port
+	httpTLS   *tls.Config   // control plane; nil serves plain HTTP
 	cluster   *clusterSetup // nil on a single node
 	db        *store.SQLite // node identity; the control plane too on a single node
 	// control is the control-plane state, published once it can serve:
@@ -85,6 +86,7 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 			return nil, fmt.Errorf("client tls: %w", err)
 		}
 		d.clientTLS = tlsCfg
+		d.httpTLS = httpTLSConfig(tlsCfg)
 	}
 	if d.cluster, err = prepareCluster(&d.cfg); err != nil {
 		return nil, err
@@ -202,9 +204,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		Protocols:         http1Only(),
+	}
+	ln := d.httpLn
+	if d.httpTLS != nil {
+		ln = tls.NewListener(ln, d.httpTLS)
 	}
 	go func() {
-		if err := d.httpSrv.Serve(d.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -274,7 +281,7 @@ func (d *Daemon) busAuth(ctx context.Context) (busAuth, error) {
 }
 
 func (d *Daemon) logStart() {
-	attrs := []any{"node", d.cfg.NodeName, "http", d.httpLn.Addr().String(), "bus_auth", string(d.cfg.BusAuth), "js_sync", d.cfg.JSSync.String()}
+	attrs := []any{"node", d.cfg.NodeName, "http", d.HTTPURL(), "bus_auth", string(d.cfg.BusAuth), "js_sync", d.cfg.JSSync.String()}
 	if e, ok := d.dataPlane().(*embedded); ok {
 		attrs = append(attrs, "nats", e.clientURL())
 		if m := e.monitorAddr(); m != nil {
@@ -294,6 +301,9 @@ func (d *Daemon) logStart() {
 		if d.cfg.Cluster.KVReplicas == 1 {
 			d.log.Warn("--kv-replicas 1: control-plane state has one copy and is not highly available; raise it to 3 once three nodes run")
 		}
+	}
+	if d.cfg.plainHTTPBeyondLoopback() {
+		d.log.Warn(fmt.Sprintf("--allow-plain-http: the control plane serves plain HTTP on %s: member records, sealed room keys and blobs cross the network unencrypted and unauthenticated; serve HTTPS with --tls-cert and --tls-key", d.cfg.HTTPAddr))
 	}
 	switch d.cfg.BusAuth {
 	case BusAuthOff:
@@ -369,6 +379,15 @@ func (d *Daemon) dataPlane() dataPlane {
 
 // HTTPAddr is the control plane's bound address.
 func (d *Daemon) HTTPAddr() string { return d.httpLn.Addr().String() }
+
+// HTTPURL is the control plane's base URL: https:// when it has a
+// certificate.
+func (d *Daemon) HTTPURL() string {
+	if d.httpTLS != nil {
+		return "https://" + d.HTTPAddr()
+	}
+	return "http://" + d.HTTPAddr()
+}
 
 // NATSURL is where NATS clients connect to the embedded server, or "" when
 // the data plane is external or not started.

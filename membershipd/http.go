@@ -54,6 +54,7 @@ type posture struct {
 	BusAuth    string `json:"bus_auth"`
 	ACL        bool   `json:"acl"` // subject ACLs in force on the bus
 	ClientTLS  bool   `json:"client_tls"`
+	HTTPTLS    bool   `json:"http_tls"`         // the control plane serves HTTPS
 	ClientCert bool   `json:"client_cert_auth"` // clients must present a client-CA certificate
 	RouteTLS   bool   `json:"route_tls"`
 	Monitor    string `json:"monitor"` // "off" or "loopback"
@@ -88,6 +89,7 @@ func (d *Daemon) posture(ctx context.Context) posture {
 		ACL:        d.cfg.BusAuth == BusAuthEnforce && d.NATSURL() != "",
 		RouteTLS:   d.cluster != nil && d.cluster.tls != nil,
 		ClientTLS:  d.clientTLS != nil,
+		HTTPTLS:    d.httpTLS != nil,
 		ClientCert: d.clientTLS != nil && d.clientTLS.ClientCAs != nil,
 		Monitor:    monitor,
 		Store:      storeKind,

@@ -235,6 +235,12 @@ func renderNode(s *Spec, n *Node, certs *pkiState, pw *passwordStore) (NodeFiles
 			"--tls-key", credential(&creds, "client.key", path.Join(tls, "client.key")),
 			"--tls-ca", units.ExecArg(onNode(path.Join(tls, "client-ca.crt"))))
 	}
+	if !s.Cluster.ClientTLS && !n.Bind.IsLoopback() {
+		// client_tls = false is the spec's explicit choice of plain HTTP:
+		// say so on the command line, where membershipd asks for it and
+		// warns at every start, rather than let the node refuse to start.
+		args = append(args, "--allow-plain-http")
+	}
 	data := unitData{
 		Node: n.Name, Cluster: s.Cluster.Name, Role: "single-node " + s.Cluster.Name,
 		ExecStart: strings.Join(args, " "), DynamicUser: scope == units.System, ProtectHome: "yes",

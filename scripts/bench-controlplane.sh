@@ -2,7 +2,8 @@
 # Signed control-plane requests/s (sealed-key fetch) against the Ed25519
 # verify rate of the same cores, with wrk as the load generator: the server
 # alone on core 0 (wrk on core 1), then server and wrk sharing both cores.
-# Run: make bench-controlplane
+# With -https: signed requests/s over HTTPS against plain HTTP, same run.
+# Run: make bench-controlplane, make bench-https
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then

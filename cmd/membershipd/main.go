@@ -74,16 +74,17 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (me
 	}
 	var busAuth, jsSync, logFormat string
 	var version bool
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "control plane HTTP `host:port`")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "control plane `host:port`: HTTPS with --tls-cert; plain HTTP only on loopback unless --allow-plain-http")
+	fs.BoolVar(&cfg.AllowPlainHTTP, "allow-plain-http", false, "serve the control plane as plain HTTP on a non-loopback --http-addr (no --tls-cert): for a network you trust; it warns")
 	fs.StringVar(&cfg.NATSAddr, "nats-addr", cfg.NATSAddr, "embedded NATS client `host:port`")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use the external NATS at `URL`; no embedded server starts")
 	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "`dir` for the SQLite database and the JetStream store")
 	fs.StringVar(&cfg.NodeName, "node-name", host, "NATS server `name`; keep it stable: a renamed node is a new Raft peer")
 	fs.StringVar(&busAuth, "bus-auth", string(cfg.BusAuth), "NATS client authentication: `off|warn|enforce`")
 	fs.StringVar(&jsSync, "js-sync", cfg.JSSync.String(), "JetStream fsync: `always` (no acknowledged write lost) or a flush interval such as 2m")
-	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "NATS client-port TLS certificate `file` (PEM)")
-	fs.StringVar(&cfg.TLSKey, "tls-key", "", "NATS client-port TLS key `file` (PEM)")
-	fs.StringVar(&cfg.TLSCA, "tls-ca", "", "client CA `file`: clients must present a certificate it signed")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate `file` (PEM) of the NATS client port and the HTTPS control plane")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "server key `file` (PEM) of the NATS client port and the HTTPS control plane")
+	fs.StringVar(&cfg.TLSCA, "tls-ca", "", "client CA `file`: NATS clients must present a certificate it signed (HTTPS asks for none: requests are signed)")
 	fs.IntVar(&cfg.MonitorPort, "monitor-port", cfg.MonitorPort, "`port` of the loopback-only nats-server monitor (opened by UNIBUS_NATS_MONITOR or UNIBUS_NATS_DEBUG)")
 	fs.Int64Var(&cfg.BlobMaxBytes, "blob-max-bytes", cfg.BlobMaxBytes, "largest blob accepted, in `bytes`")
 	fs.StringVar(&cfg.FirstAdminFile, "first-admin", "", "`file` with the public, self-vouched record of the admin to create while the control plane has none (JSON as POST /v1/members)")

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,4 +106,46 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestMakeRun: the flags `make run` passes (RUN_FLAGS in the Makefile) are
+// accepted, pass the plain-HTTP check without --allow-plain-http, keep the
+// port README's `curl localhost:8470/healthz` uses, and start a daemon that
+// answers /readyz (on free ports, so a running make run does not collide).
+func TestMakeRun(t *testing.T) {
+	makefile, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags []string
+	for _, line := range strings.Split(string(makefile), "\n") {
+		if v, ok := strings.CutPrefix(line, "RUN_FLAGS :="); ok {
+			flags = strings.Fields(v)
+		}
+	}
+	if !strings.Contains(string(makefile), "./$(BIN)/membershipd $(RUN_FLAGS)") || len(flags) == 0 {
+		t.Fatal("Makefile: no RUN_FLAGS, or make run does not pass them")
+	}
+	cfg, _, err := parseFlags(flags, io.Discard, func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("make run's flags %q: %v", flags, err)
+	}
+	host, port, _ := net.SplitHostPort(cfg.HTTPAddr)
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() || port != "8470" {
+		t.Fatalf("make run serves HTTP on %s; want a loopback address on port 8470 (README: curl localhost:8470/healthz)", cfg.HTTPAddr)
+	}
+	if cfg.AllowPlainHTTP || cfg.TLSCert != "" {
+		t.Fatalf("make run passes --allow-plain-http or a certificate; loopback needs neither")
+	}
+	httpPort := freePort(t)
+	for i := range flags {
+		if i > 0 && (flags[i-1] == "--http-addr" || flags[i-1] == "--nats-addr") {
+			h, _, _ := net.SplitHostPort(flags[i])
+			flags[i] = net.JoinHostPort(h, "0")
+			if flags[i-1] == "--http-addr" {
+				flags[i] = net.JoinHostPort(h, strconv.Itoa(httpPort))
+			}
+		}
+	}
+	startMembershipd(t, filepath.Join(t.TempDir(), "local_files"), httpPort, flags...)
 }

@@ -21,6 +21,8 @@ import (
 // session sets them once.
 type busFlags struct {
 	identity, server, natsURL string
+	serverCA                  string
+	allowPlainHTTP            bool
 	natsCA, natsCert, natsKey string
 }
 
@@ -29,7 +31,9 @@ type busFlags struct {
 func (f *busFlags) register(cmd *cobra.Command, bus bool) {
 	fl := cmd.PersistentFlags()
 	fl.StringVar(&f.identity, "identity", envOr("UNIBUS_IDENTITY", defaultIdentityPath()), "identity `file` from unibus keygen ($UNIBUS_IDENTITY)")
-	fl.StringVar(&f.server, "server", envOr("UNIBUS_SERVER", "http://127.0.0.1:8470"), "membershipd control plane `URL` ($UNIBUS_SERVER)")
+	fl.StringVar(&f.server, "server", envOr("UNIBUS_SERVER", "http://127.0.0.1:8470"), "membershipd control plane `URL` ($UNIBUS_SERVER): https:// for a node with a certificate")
+	fl.StringVar(&f.serverCA, "server-ca", os.Getenv("UNIBUS_SERVER_CA"), "client CA `file` that signs the nodes' certificates: the only CA an https:// server is verified against ($UNIBUS_SERVER_CA; default: the system roots)")
+	fl.BoolVar(&f.allowPlainHTTP, "allow-plain-http", false, "talk plain http:// to a server that is not on loopback (answers can be read and forged on the way)")
 	if !bus {
 		return
 	}
@@ -60,7 +64,11 @@ func (f *busFlags) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.New(f.server, id), nil
+	opts, err := f.serverOptions()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(f.server, id, opts...), nil
 }
 
 // roomClient loads the identity and resolves a ROOM argument.
@@ -124,6 +132,13 @@ func resolveRoom(ctx context.Context, c *client.Client, arg string) (client.Room
 // apiErr turns a control-plane refusal into a one-line error with a hint
 // where the fix is known.
 func apiErr(err error) error {
+	var certErr *client.ServerCertError
+	if errors.As(err, &certErr) {
+		if certErr.CAFile == "" {
+			return cli.WithHint(err, "a unibus node's certificate is signed by its cluster's client CA: pass --server-ca client-ca.crt (or set UNIBUS_SERVER_CA)")
+		}
+		return cli.WithHint(err, "--server-ca must be the client CA of the cluster this server belongs to (client-ca.crt in its PKI folder)")
+	}
 	var e *client.APIError
 	if !errors.As(err, &e) {
 		var urlErr interface{ Timeout() bool }
@@ -133,6 +148,10 @@ func apiErr(err error) error {
 		return err
 	}
 	switch e.Code {
+	case "http":
+		if strings.Contains(e.Message, "HTTP request to an HTTPS server") {
+			return cli.WithHint(err, "this node serves HTTPS: use an https:// --server with --server-ca (the cluster's client-ca.crt)")
+		}
 	case "unknown_handle":
 		return cli.WithHint(err, "your handle is not a member here: an admin adds you with unibus member add")
 	case "stale_timestamp":

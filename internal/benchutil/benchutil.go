@@ -27,7 +27,11 @@ func FreePort() int {
 
 // WaitReady polls url until it answers 200, for at most timeout.
 func WaitReady(url string, timeout time.Duration) error {
-	c := &http.Client{Timeout: time.Second}
+	return WaitReadyWith(&http.Client{Timeout: time.Second}, url, timeout)
+}
+
+// WaitReadyWith is WaitReady through c, for an https:// url with its CA.
+func WaitReadyWith(c *http.Client, url string, timeout time.Duration) error {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 		if resp, err := c.Get(url); err == nil {
 			resp.Body.Close()

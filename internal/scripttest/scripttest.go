@@ -6,6 +6,7 @@ package scripttest
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/unibus/unibus/pki"
 )
 
 // Commands returns the shared commands, to merge into testscript.Params.Cmds.
@@ -51,19 +54,42 @@ func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv(args[0], m[1])
 }
 
-// cmdWaitHTTP URL: waits until URL answers 200.
+// cmdWaitHTTP URL [-ca FILE] [-out FILE]: waits until URL answers 200. An
+// https:// URL is verified against the CA bundle FILE only (TLS 1.3); -out
+// keeps the 200 answer's body in FILE.
 func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 || len(args)%2 != 1 {
+		ts.Fatalf("usage: waithttp URL [-ca FILE] [-out FILE]")
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var out string
+	for i := 1; i < len(args); i += 2 {
+		switch args[i] {
+		case "-ca":
+			cfg, err := pki.ClientConfig("", "", ts.MkAbs(args[i+1]))
+			ts.Check(err)
+			hc.Transport = &http.Transport{TLSClientConfig: cfg}
+		case "-out":
+			out = ts.MkAbs(args[i+1])
+		default:
+			ts.Fatalf("waithttp: unknown option %s", args[i])
+		}
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(args[0])
+		resp, err := hc.Get(args[0])
 		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
+				if out != "" {
+					ts.Check(os.WriteFile(out, body, 0o644))
+				}
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("%s not 200 after 20s", args[0])
+			ts.Fatalf("%s not 200 after 20s (last error: %v)", args[0], err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -16,7 +16,11 @@
 //     verify rate on core 0: the server has its core to itself, as it has
 //     when its clients are other machines.
 //
-// Run it through `make bench-controlplane`.
+// With -https it compares instead signed requests/s over HTTPS (TLS 1.3,
+// keep-alive) with plain HTTP, two membershipd processes side by side in
+// the same layouts and rounds (see runHTTPS).
+//
+// Run it through `make bench-controlplane` and `make bench-https`.
 package main
 
 import (
@@ -41,6 +45,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "interleaved rounds")
 	duration := flag.Duration("duration", 5*time.Second, "wrk run per round")
 	conns := flag.Int("connections", 32, "wrk connections")
+	https := flag.Bool("https", false, "compare signed requests/s over HTTPS with plain HTTP instead")
 	flag.Parse()
 	var err error
 	switch *child {
@@ -52,7 +57,11 @@ func main() {
 	case "baseline":
 		err = serveBaseline(*signPub)
 	case "":
-		err = run(*bin, *rounds, *duration, *conns)
+		if *https {
+			err = runHTTPS(*bin, *rounds, *duration, *conns)
+		} else {
+			err = run(*bin, *rounds, *duration, *conns)
+		}
 	default:
 		err = fmt.Errorf("unknown -child %q", *child)
 	}
