@@ -42,7 +42,7 @@ func migrateToKV(ui cli.UI, args []string, stderr io.Writer) int {
 	stateDir := fs.String("state-dir", membershipd.DefaultConfig().StateDir, "the single-node state `dir` holding membershipd.db and blobs/")
 	replicas := fs.Int("kv-replicas", membershipd.DefaultConfig().Cluster.KVReplicas, "replicas of buckets that do not exist yet: `1|3` (1 is not HA)")
 	identity := fs.String("identity", "", "an admin's unibus identity `file`, to ask for this run's bus credential under --bus-auth enforce")
-	server := fs.String("server", "http://127.0.0.1:8470", "control plane `URL` of the node behind --nats-url, which issues the credential")
+	server := fs.String("server", "http://127.0.0.1:8470", "control plane `URL` of the node behind --nats-url, which issues the credential (https:// is verified with --ca)")
 	if code, done := parseSubcommand(ui, fs, args); done {
 		return code
 	}
@@ -58,8 +58,14 @@ func migrateToKV(ui cli.UI, args []string, stderr io.Writer) int {
 	case *certFile != "" && *caFile == "":
 		return ui.Fail(cli.Usagef("--tls-cert needs --ca: a client certificate is only sent over TLS"))
 	}
-	// Refused before anything is opened or dialled: the allowlist and the
-	// sealed keys must not cross a network in clear.
+	// Refused before anything is opened or dialled: the allowlist, the
+	// sealed keys and the grant must not cross a network in clear.
+	if *identity != "" && strings.HasPrefix(*server, "http://") {
+		if host, ok := remoteHost(strings.TrimPrefix(*server, "http://")); !ok {
+			return ui.Fail(cli.WithHint(fmt.Errorf("migrate-to-kv: --server host %s is not loopback and the URL is plain http: the bus grant would cross the network unencrypted", host),
+				"use the node's https:// URL, with --ca"))
+		}
+	}
 	if host, ok := remoteHost(*natsURL); !ok && *caFile == "" {
 		return ui.Fail(cli.WithHint(
 			fmt.Errorf("migrate-to-kv: --nats-url host %s is not loopback and --ca is not set: members and sealed keys would cross the network unencrypted", host),
@@ -181,7 +187,17 @@ func runGrant(ctx context.Context, m migration) ([]nats.Option, func(), error) {
 		return nil, nil, err
 	}
 	pub, _ := kp.PublicKey()
-	c := client.New(m.server, id)
+	var opts []client.Option
+	if strings.HasPrefix(m.server, "https://") && m.caFile != "" {
+		// The client CA signed the node's HTTPS certificate as it signed
+		// its NATS one: --ca verifies both.
+		o, err := client.WithServerCA(m.caFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, o)
+	}
+	c := client.New(m.server, id, opts...)
 	g, err := c.CreateBusGrant(ctx, pub, 0)
 	if err != nil {
 		var apiErr *client.APIError
