@@ -10,9 +10,9 @@ import (
 
 // bootstrap makes the first admin in the state dir. It works whether or not
 // the daemon is running: SQLite serializes the two.
-func bootstrap(ui cli.UI, args []string, stderr io.Writer) int {
+func bootstrap(ui cli.UI, args []string, stdout io.Writer) int {
 	fs := newSubcommand("bootstrap", "usage: membershipd bootstrap --handle H --sign-pub KEY --age-recipient R --vouch SIG [--state-dir DIR]\n\n"+
-		"Makes the first admin; refused once an admin exists. unibus keygen prints this command filled in.", stderr)
+		"Makes the first admin; refused once an admin exists. unibus keygen prints this command filled in.", stdout)
 	handle := fs.String("handle", "", "the admin's `handle`")
 	signPub := fs.String("sign-pub", "", "the admin's Ed25519 signing key as an nkey (`U...`, from unibus keygen)")
 	recipient := fs.String("age-recipient", "", "the admin's age `recipient` (age1..., from unibus keygen)")

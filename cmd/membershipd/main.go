@@ -20,18 +20,18 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr, os.Getenv))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
 
-func run(args []string, stderr io.Writer, getenv func(string) string) int {
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	ui := cli.UI{Prog: "membershipd", W: stderr}
 	if len(args) > 0 && args[0] == "bootstrap" {
-		return bootstrap(ui, args[1:], stderr)
+		return bootstrap(ui, args[1:], stdout)
 	}
 	if len(args) > 0 && args[0] == "migrate-to-kv" {
-		return migrateToKV(ui, args[1:], stderr)
+		return migrateToKV(ui, args[1:], stdout)
 	}
-	cfg, logFormat, err := parseFlags(args, stderr, getenv)
+	cfg, logFormat, err := parseFlags(args, stdout, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -58,7 +58,9 @@ func run(args []string, stderr io.Writer, getenv func(string) string) int {
 	return 0
 }
 
-func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (membershipd.Config, string, error) {
+// parseFlags reads the daemon's flags; --help and --version print to
+// stdout, as they are the answer asked for, not a diagnostic.
+func parseFlags(args []string, stdout io.Writer, getenv func(string) string) (membershipd.Config, string, error) {
 	cfg := membershipd.DefaultConfig()
 	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("membershipd", flag.ContinueOnError)
@@ -66,10 +68,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (me
 	// the flag list.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: membershipd [flags]\n       membershipd bootstrap --handle H --sign-pub KEY --age-recipient R [--state-dir DIR]\n       membershipd migrate-to-kv --nats-url URL [--ca FILE] --identity FILE [--state-dir DIR]\n\nThe unibus daemon: HTTP control plane and embedded NATS + JetStream.\n\nflags:\n")
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nenvironment:\n  UNIBUS_NATS_MONITOR=1      open the nats-server monitor on 127.0.0.1:<monitor-port>, log quiet\n  UNIBUS_NATS_DEBUG=1|trace  verbose nats-server log (implies the monitor); trace logs payloads\n  UNIBUS_CLUSTER_PASS        route password, when no --cluster-pass-file\n  CREDENTIALS_DIRECTORY      set by systemd: the credential age-identity opens an encrypted pass file\n")
+		fmt.Fprintf(stdout, "usage: membershipd [flags]\n       membershipd bootstrap --handle H --sign-pub KEY --age-recipient R [--state-dir DIR]\n       membershipd migrate-to-kv --nats-url URL [--ca FILE] --identity FILE [--state-dir DIR]\n\nThe unibus daemon: HTTP control plane and embedded NATS + JetStream.\n\nflags:\n")
+		printFlags(stdout, fs)
+		fmt.Fprintf(stdout, "\nenvironment:\n  UNIBUS_NATS_MONITOR=1      open the nats-server monitor on 127.0.0.1:<monitor-port>, log quiet\n  UNIBUS_NATS_DEBUG=1|trace  verbose nats-server log (implies the monitor); trace logs payloads\n  UNIBUS_CLUSTER_PASS        route password, when no --cluster-pass-file\n  CREDENTIALS_DIRECTORY      set by systemd: the credential age-identity opens an encrypted pass file\n")
 		fs.SetOutput(io.Discard)
 	}
 	var busAuth, jsSync, logFormat string
@@ -107,10 +108,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (me
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, "", err
 		}
-		return cfg, "", cli.WithHint(cli.Usagef("%v", err), "run membershipd --help for the flags")
+		return cfg, "", cli.WithHint(cli.Usagef("%v", dashes(err)), "run membershipd --help for the flags")
 	}
 	if version {
-		fmt.Fprintln(stderr, "membershipd", membershipd.Version)
+		fmt.Fprintln(stdout, "membershipd", membershipd.Version)
 		return cfg, "", flag.ErrHelp
 	}
 	if fs.NArg() > 0 {

@@ -22,10 +22,10 @@ import (
 func TestMain(m *testing.M) {
 	// Lets a test run this binary as membershipd itself (TestSIGTERM).
 	if os.Getenv("BE_MEMBERSHIPD") == "1" {
-		os.Exit(run(os.Args[1:], os.Stderr, os.Getenv))
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 	}
 	testscript.Main(m, map[string]func(){
-		"membershipd": func() { os.Exit(run(os.Args[1:], os.Stderr, os.Getenv)) },
+		"membershipd": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) },
 	})
 }
 

@@ -30,11 +30,11 @@ import (
 // keys, blobs) into the cluster's JetStream KV buckets and object store. It never overwrites: what
 // KV already has identically is counted as present, what it has differently
 // is reported as a conflict, so running it twice is safe.
-func migrateToKV(ui cli.UI, args []string, stderr io.Writer) int {
+func migrateToKV(ui cli.UI, args []string, stdout io.Writer) int {
 	fs := newSubcommand("migrate-to-kv", "usage: membershipd migrate-to-kv --nats-url URL [--ca FILE] [--state-dir DIR] [--kv-replicas 1|3] [--identity FILE --server URL]\n\n"+
 		"Copies members, rooms, sealed keys and blobs from the state dir into the cluster's KV\nand object store. "+
 		"Never overwrites: conflicts are reported. A non-loopback URL needs --ca.\n"+
-		"Under --bus-auth enforce, --identity is an admin's: the node at --server issues a bus\ncredential for this run only, and it is revoked when the run ends.", stderr)
+		"Under --bus-auth enforce, --identity is an admin's: the node at --server issues a bus\ncredential for this run only, and it is revoked when the run ends.", stdout)
 	natsURL := fs.String("nats-url", "", "the cluster's NATS `URL` (comma-separated for several)")
 	caFile := fs.String("ca", "", "client CA `file` that signed the nodes' client-port certificates; connects with TLS 1.3")
 	certFile := fs.String("tls-cert", "", "client certificate `file`, for a client port that verifies client certificates")

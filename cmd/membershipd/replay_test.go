@@ -31,7 +31,7 @@ func TestReplayAfterSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if code := run([]string{"bootstrap", "--state-dir", dir, "--handle", "alice", "--sign-pub", id.SignPub(), "--age-recipient", id.Recipient(), "--vouch", selfVouch}, &out, os.Getenv); code != 0 {
+	if code := run([]string{"bootstrap", "--state-dir", dir, "--handle", "alice", "--sign-pub", id.SignPub(), "--age-recipient", id.Recipient(), "--vouch", selfVouch}, &out, &out, os.Getenv); code != 0 {
 		t.Fatalf("bootstrap: exit %d: %s", code, out.String())
 	}
 	port := freePort(t)

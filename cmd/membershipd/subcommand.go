@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/unibus/unibus/internal/cli"
 )
@@ -12,16 +13,39 @@ import (
 // newSubcommand is the flag set of a membershipd subcommand: silent while
 // parsing (errors go out in one line through cli.UI), and for --help the
 // synopsis, then the flags.
-func newSubcommand(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+func newSubcommand(name, synopsis string, stdout io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("membershipd "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\n\nflags:\n", synopsis)
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		fmt.Fprintf(stdout, "%s\n\nflags:\n", synopsis)
+		printFlags(stdout, fs)
 	}
 	return fs
+}
+
+// printFlags lists fs's flags the way the README and DESIGN write them,
+// with two dashes (the flag package accepts both; it prints one).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			usage += fmt.Sprintf(" (default %q)", f.DefValue)
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
+	})
+}
+
+// dashes rewrites the flag package's "-name" in its errors as "--name".
+func dashes(err error) error {
+	msg := err.Error()
+	for _, p := range []string{"defined: -", "for flag -", "needs an argument: -"} {
+		msg = strings.Replace(msg, p, p[:len(p)-1]+"--", 1)
+	}
+	return errors.New(msg)
 }
 
 // parseSubcommand parses args into fs. When the command is done already
@@ -34,7 +58,7 @@ func parseSubcommand(ui cli.UI, fs *flag.FlagSet, args []string) (int, bool) {
 	case errors.Is(err, flag.ErrHelp):
 		return 0, true
 	}
-	return ui.Fail(cli.WithHint(cli.Usagef("%v", err), "run %s --help", fs.Name())), true
+	return ui.Fail(cli.WithHint(cli.Usagef("%v", dashes(err)), "run %s --help", fs.Name())), true
 }
 
 // parse is fs.Parse without the flag package's own printing, which shows
