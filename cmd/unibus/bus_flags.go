@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -92,9 +93,31 @@ func (f *busFlags) connect(id *client.Identity) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(f.natsURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to the bus at %s: %w", f.natsURL, err)
+		return nil, busHint(fmt.Errorf("connect to the bus at %s: %w", f.natsURL, err), f.natsCA != "")
 	}
 	return nc, nil
+}
+
+// busHint says what to do about the usual ways a connection to a TLS bus
+// fails; caGiven is whether --nats-ca was.
+func busHint(err error, caGiven bool) error {
+	msg := err.Error()
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.Is(err, nats.ErrSecureConnRequired):
+		return cli.WithHint(err, "the bus serves TLS only: give --nats-ca with the client CA (client-ca.crt), or a tls:// URL")
+	case errors.Is(err, nats.ErrSecureConnWanted):
+		return cli.WithHint(err, "the bus does not serve TLS: drop --nats-ca, --nats-cert and --nats-key, or use nats://")
+	case (errors.As(err, &unknownCA) || strings.Contains(msg, "certificate signed by unknown authority")) && !caGiven:
+		return cli.WithHint(err, "the bus serves TLS with a certificate of its cluster's client CA: give --nats-ca client-ca.crt")
+	case errors.As(err, &unknownCA) || strings.Contains(msg, "certificate signed by unknown authority"):
+		return cli.WithHint(err, "the bus's certificate is not signed by the CA you gave: --nats-ca must be the client CA (client-ca.crt)")
+	case strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate"):
+		return cli.WithHint(err, "the bus asks for a client certificate: give --nats-cert and --nats-key (unibus pki issue client)")
+	case errors.Is(err, nats.ErrAuthorization):
+		return cli.WithHint(err, "the bus does not know this identity: an admin adds it with unibus member add")
+	}
+	return err
 }
 
 // resolveRoom accepts a room id or the name of one of the caller's rooms.
