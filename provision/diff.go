@@ -21,8 +21,8 @@ type NodePlan struct {
 	// UnitDiff is the line diff of the effective unit (the base unit and
 	// every drop-in, as systemctl cat shows them), when it changes on a
 	// node that has the unit: "+ line", "- line", "  # /path" headers.
-	UnitDiff []string `json:"unit_diff,omitempty"`
-	Restart  *Restart `json:"restart,omitempty"`
+	UnitDiff []string      `json:"unit_diff,omitempty"`
+	Restart  *Restart      `json:"restart,omitempty"`
 	Service  *ServiceState `json:"service,omitempty"`
 }
 

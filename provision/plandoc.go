@@ -89,10 +89,10 @@ func MakePlan(ctx context.Context, s *Spec, o PlanOptions) (*Planned, error) {
 	}
 	np := Diff(s, d, nodes, o.Now, op.fingerprintKey)
 	doc := &PlanDoc{
-		FormatVersion: PlanFormatVersion,
-		Spec:          SpecRef{Path: o.SpecPath, SHA256: SpecHash(s, o.Vars), Variables: o.Vars},
-		PlannedAt:     o.Now.UTC().Truncate(time.Second),
-		StateDir:      s.Cluster.StateDir,
+		FormatVersion:  PlanFormatVersion,
+		Spec:           SpecRef{Path: o.SpecPath, SHA256: SpecHash(s, o.Vars), Variables: o.Vars},
+		PlannedAt:      o.Now.UTC().Truncate(time.Second),
+		StateDir:       s.Cluster.StateDir,
 		OperatorDigest: op.digest(), NodeDigests: map[string]string{},
 		OperatorChanges: changes, Nodes: np, Summary: Summarize(np, changes),
 	}
