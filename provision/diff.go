@@ -139,23 +139,42 @@ func restart(nf NodeFiles, obs *NodeState, unit string, changes []FileChange) *R
 		return &Restart{Action: "start", Unit: unit, Reasons: []string{"new unit"}}
 	}
 	dropIns := base + ".d/"
+	// Files changed for the same reason share one: "route.crt, route.key:
+	// renew: expires in 12 d < renew window 30 d".
+	var order []string
+	names := map[string][]string{}
+	note := func(why, name string) {
+		if _, ok := names[why]; !ok {
+			order = append(order, why)
+		}
+		if name != "" {
+			names[why] = append(names[why], name)
+		}
+	}
 	for _, c := range changes {
 		name := path.Base(c.Path)
-		var why string
 		switch {
 		case c.Path == base:
-			why = "unit changed"
+			note("unit changed", "")
 		case strings.HasPrefix(c.Path, dropIns):
-			why = map[string]string{"add": "drop-in added", "change": "drop-in changed", "remove": "drop-in removed"}[c.Action] + ": " + name
+			note(map[string]string{"add": "drop-in added", "change": "drop-in changed", "remove": "drop-in removed"}[c.Action]+": "+name, "")
 		case c.Action == "remove":
-			why = name + " removed"
+			note("removed", name)
 		case c.Action == "add":
-			why = name + " added"
+			note("added", name)
 		default:
-			why = name + ": " + c.Reasons[0]
+			note(": "+c.Reasons[0], name)
 		}
-		if !slices.Contains(r.Reasons, why) {
+	}
+	for _, why := range order {
+		list := strings.Join(names[why], ", ")
+		switch {
+		case list == "":
 			r.Reasons = append(r.Reasons, why)
+		case strings.HasPrefix(why, ": "):
+			r.Reasons = append(r.Reasons, list+why)
+		default:
+			r.Reasons = append(r.Reasons, list+" "+why)
 		}
 	}
 	if obs.Service != nil && obs.Service.ActiveState != "active" {

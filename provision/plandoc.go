@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -193,11 +194,14 @@ func (st *NodeState) digest(key []byte) string {
 
 // WritePlanFile saves a plan, readable by its owner only.
 func WritePlanFile(path string, doc *PlanDoc) error {
-	b, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
 		return err
 	}
-	return pki.WriteFileAtomic(path, append(b, '\n'), 0o600)
+	return pki.WriteFileAtomic(path, b.Bytes(), 0o600)
 }
 
 // ReadPlanFile reads a saved plan.
