@@ -261,12 +261,19 @@ func lineDiff(a, b []string) []string {
 		}
 	}
 	emit := func(mark, l string) {
-		if shown[0] != file {
+		if l == "" {
+			return // blank lines mean nothing to systemd
+		}
+		if shown[0] != file && l != file {
 			out = append(out, "  "+file)
+		}
+		if shown[0] != file {
 			shown = [2]string{file, ""}
 		}
-		if section != "" && shown[1] != section && !strings.HasPrefix(l, "[") {
+		if section != "" && shown[1] != section && l != section {
 			out = append(out, "  "+section)
+		}
+		if section != "" {
 			shown[1] = section
 		}
 		out = append(out, mark+" "+l)
@@ -277,14 +284,14 @@ func lineDiff(a, b []string) []string {
 		case i < n && j < m && a[i] == b[j]:
 			context(a[i])
 			i, j = i+1, j+1
-		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
-			context(b[j])
-			emit("+", b[j])
-			j++
-		default:
+		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
 			context(a[i])
 			emit("-", a[i])
 			i++
+		default:
+			context(b[j])
+			emit("+", b[j])
+			j++
 		}
 	}
 	return out
