@@ -90,4 +90,3 @@ func printPlan(w io.Writer, doc *provision.PlanDoc, asJSON bool) error {
 	enc.SetEscapeHTML(false) // "expires in 12 d < renew window 30 d" stays readable
 	return enc.Encode(doc)
 }
-
