@@ -56,6 +56,18 @@ func install(t testing.TB, d *Desired) {
 	}
 }
 
+// writeIdentity puts a node's age identity where apply will create it.
+func writeIdentity(t testing.TB, target Target, k keypair) {
+	t.Helper()
+	p := filepath.Join(target.Root, filepath.FromSlash(AgeIdentityPath(target)))
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(k.id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func plan(t testing.TB, s *Spec, nodes map[string]*NodeState, now time.Time) (*Desired, []OpChange) {
 	t.Helper()
 	op, err := ObserveOperator(s)
@@ -291,10 +303,7 @@ func TestMakePlanReadOnlyAndSecretFree(t *testing.T) {
 	f := newFixture(t, 3, true)
 	install(t, mustRender(t, f.spec, RenderOptions{}))
 	for i, k := range f.nodes {
-		p := filepath.Join(f.dir, "roots", fmt.Sprintf("n%d", i+1), "etc/unibus/age-identity")
-		if err := os.WriteFile(p, []byte(k.id.String()+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeIdentity(t, f.spec.Nodes[i].Target, k)
 	}
 	// Something to change: the monitor drop-in, a node's unit edited by
 	// hand, a sealed file replaced, a key's mode loosened.
@@ -370,5 +379,60 @@ func TestMakePlanReadOnlyAndSecretFree(t *testing.T) {
 		if strings.Contains(text.String(), s) || bytes.Contains(js, []byte(s)) {
 			t.Fatalf("the plan shows secret material %.12q...", s)
 		}
+	}
+}
+
+// A saved plan is stale once the spec, the operator state or a node
+// changes, and the reason names which; the service hook's report is part
+// of what was observed and can ask for a start.
+func TestSavedPlanStale(t *testing.T) {
+	f := newFixture(t, 3, true)
+	install(t, mustRender(t, f.spec, RenderOptions{}))
+	ctx := context.Background()
+	active := "active"
+	hook := ObserveOptions{Service: func(_ context.Context, n *Node, unit string) (*ServiceState, error) {
+		st := "active"
+		if n.Name == "n3" {
+			st = active
+		}
+		return &ServiceState{ActiveState: st, Manager: "exec", ManagerVersion: "test"}, nil
+	}}
+	saved, err := MakePlan(ctx, f.spec, PlanOptions{Observe: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.Doc.Changed() {
+		t.Fatalf("installed cluster has changes: %+v", saved.Doc.Summary)
+	}
+	again := func(vars map[string]string) *Planned {
+		p, err := MakePlan(ctx, mustLoad(t, f.dir, vars), PlanOptions{Vars: vars, Observe: hook})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if err := again(nil).Stale(saved.Doc); err != nil {
+		t.Fatalf("unchanged: %v", err)
+	}
+	if err := again(map[string]string{"monitor": "true"}).Stale(saved.Doc); err == nil || !strings.Contains(err.Error(), "the spec (or a -var) changed") {
+		t.Fatalf("after a -var: %v", err)
+	}
+	cert := filepath.Join(f.dir, "roots", "n2", "etc/unibus/tls/route.crt")
+	if err := os.Chmod(cert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := again(nil).Stale(saved.Doc); err == nil || err.Error() != "node n2 changed since the plan was made" {
+		t.Fatalf("after a node changed: %v", err)
+	}
+	if err := os.Chmod(cert, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	active = "failed"
+	p := again(nil)
+	if err := p.Stale(saved.Doc); err == nil || err.Error() != "node n3 changed since the plan was made" {
+		t.Fatalf("after a service failed: %v", err)
+	}
+	if r := p.Doc.Nodes[2].Restart; r == nil || r.Action != "start" || !slices.Equal(r.Reasons, []string{"service is failed"}) {
+		t.Fatalf("a failed service: restart %+v, want a start", r)
 	}
 }

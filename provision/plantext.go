@@ -26,7 +26,11 @@ func (doc *PlanDoc) WriteText(w io.Writer) error {
 		if len(n.Changes) == 0 && n.Restart == nil {
 			continue
 		}
-		fmt.Fprintf(&b, "Node %s (%s):\n", n.Node, n.Root)
+		where := n.Root
+		if sv := n.Service; sv != nil {
+			where += fmt.Sprintf("; %s %s, service %s", sv.Manager, sv.ManagerVersion, sv.ActiveState)
+		}
+		fmt.Fprintf(&b, "Node %s (%s):\n", n.Node, where)
 		for _, c := range n.Changes {
 			mark := map[string]string{"add": "+", "change": "~", "remove": "-"}[c.Action]
 			fmt.Fprintf(&b, "  %s %s  %s", mark, c.Path, modeNote(c))

@@ -46,9 +46,12 @@ func Render(s *Spec, o RenderOptions) (*Desired, error) {
 		return nil, err
 	}
 	in := PlanInput{Spec: s, Operator: op, Now: o.Now, RotateClusterPass: o.RotateClusterPass}
-	_, changes, err := Plan(in)
+	d, changes, err := Plan(in)
 	if err != nil {
 		return nil, err
+	}
+	if len(changes) == 0 && len(d.Pending()) == 0 {
+		return d, nil // the steady state: nothing to carry out
 	}
 	return Execute(in, changes, ExecuteOptions{Identities: o.Identities, Warn: o.Warn})
 }
