@@ -203,14 +203,16 @@ func (c *check) node(b *nodeBlock, cluster bool) Node {
 	if b.AgeIdentity != nil {
 		c.errorf(b.AgeIdentity.Range, "Secret written inline", "A node's age identity is its private key and stays on the node (%s); the spec names only its age_recipient.", "the age-identity systemd credential")
 	}
+	// age_recipient is an optional pin: apply creates the node's identity
+	// on the node, and plan reads its recipient back and checks the pin.
 	if b.AgeRecipient != nil {
 		if _, err := age.ParseX25519Recipient(*b.AgeRecipient); err != nil {
-			c.errorf(b.AgeRecipientRange, "Invalid age recipient", "%v. Give the node's public key (age1...), printed by age-keygen -y on the node.", err)
+			c.errorf(b.AgeRecipientRange, "Invalid age recipient", "%v. Give the node's public key (age1...), printed by age-keygen -y on the node, or leave age_recipient out: apply creates the node's identity.", err)
+		} else if placeholderRecipient(*b.AgeRecipient) {
+			c.errorf(b.AgeRecipientRange, "Placeholder age recipient", "%s is an example key that nobody's node holds; leave age_recipient out (apply creates the node's identity and reads its recipient back) or pin the node's real one.", *b.AgeRecipient)
 		} else {
 			n.AgeRecipient = *b.AgeRecipient
 		}
-	} else if cluster {
-		c.errorf(b.NameRange, "Missing age recipient", "Node %q needs age_recipient: the cluster password is sealed to it. Create the identity on the node (age-keygen -o age-identity) and put its public key here.", n.Name)
 	}
 
 	n.Target = c.target(b, &n)
@@ -396,6 +398,10 @@ func (c *check) cluster(b *clusterBlock, nodes int) {
 			c.errorf(it.rng, "Invalid age recipient", "%v. Give an operator's age public key (age1...).", err)
 			continue
 		}
+		if placeholderRecipient(it.val) {
+			c.errorf(it.rng, "Placeholder age recipient", "%s is an example key whose identity nobody holds: the CA keys and the cluster password sealed to it could never be opened. Give your own (unibus keygen prints it).", it.val)
+			continue
+		}
 		cl.OperatorRecipients = append(cl.OperatorRecipients, r)
 		cl.OperatorRecipientStrings = append(cl.OperatorRecipientStrings, it.val)
 	}
@@ -541,4 +547,24 @@ func netIPs(addrs []netip.Addr) []net.IP {
 		out = append(out, net.IP(a.AsSlice()))
 	}
 	return out
+}
+
+// placeholderRecipients are the age recipients of documentation and
+// examples: secrets sealed to them are sealed to nobody (or to everybody
+// who read the same page).
+var placeholderRecipients = []string{
+	// age's README and man page
+	"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+	"age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg",
+}
+
+// placeholderRecipient says whether r is a documentation key, or a key
+// of one repeated byte (all zeros and the like), which no generator makes.
+func placeholderRecipient(r string) bool {
+	if slices.Contains(placeholderRecipients, r) {
+		return true
+	}
+	data := strings.TrimPrefix(r, "age1")
+	data = data[:max(0, len(data)-6)] // the bech32 checksum
+	return len(data) > 0 && strings.Count(data, data[:1]) == len(data)
 }

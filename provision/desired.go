@@ -36,6 +36,22 @@ type File struct {
 	// Secret files (private keys, sealed passwords) are shown as hidden
 	// in a plan and are never world-readable.
 	Secret bool
+	// Pending, in a plan, says why the content is known only after apply
+	// (a certificate to issue, a password to seal); Content is then nil.
+	Pending string `json:",omitempty"`
+}
+
+// Pending lists the files of d whose content only apply can produce.
+func (d *Desired) Pending() []string {
+	var out []string
+	for _, n := range d.Nodes {
+		for _, f := range n.Files {
+			if f.Pending != "" {
+				out = append(out, n.Node+" "+f.Path+": "+f.Pending)
+			}
+		}
+	}
+	return out
 }
 
 // Node returns the named node's files, or nil.
@@ -78,7 +94,7 @@ func (d *Desired) Equal(o *Desired) bool {
 		}
 		for j := range a.Files {
 			x, y := a.Files[j], b.Files[j]
-			if x.Path != y.Path || x.Mode != y.Mode || x.Secret != y.Secret || !bytes.Equal(x.Content, y.Content) {
+			if x.Path != y.Path || x.Mode != y.Mode || x.Secret != y.Secret || x.Pending != y.Pending || !bytes.Equal(x.Content, y.Content) {
 				return false
 			}
 		}
@@ -98,6 +114,9 @@ var ErrNotRenderDir = fmt.Errorf("folder is not empty and not an earlier unibus 
 // final modes (umask does not apply). A folder an earlier render wrote is
 // replaced as a whole, so a file the spec no longer asks for disappears.
 func (d *Desired) WriteTree(dir string) error {
+	if p := d.Pending(); len(p) > 0 {
+		return fmt.Errorf("not every file is known yet (%s)", strings.Join(p, "; "))
+	}
 	entries, err := os.ReadDir(dir)
 	switch {
 	case err == nil && len(entries) > 0:

@@ -1,8 +1,8 @@
 // Package provision is the declarative side of unibus: the HCL cluster
 // spec, its checks, and the files it renders for every node.
 //
-// It is for the unibus command (render today; plan and apply build on the
-// same values) and for tests that need a real cluster's files.
+// It is for the unibus command (render, plan; apply builds on the same
+// values) and for tests that need a real cluster's files.
 //
 // # The spec
 //
@@ -26,6 +26,19 @@
 // command line, an environment variable or a world-readable file: the node
 // keys, the sealed password and the node's own age identity reach
 // membershipd as systemd credentials.
+//
+// # Plan, execute, render
+//
+// [Plan] is the pure step: from the spec, the operator state
+// ([ObserveOperator]) and the nodes as observed ([ObserveNodes], through a
+// [Transport]: local files today) it computes every node's files and the
+// operator-state changes they need ([OpChange]: create the CAs, issue a
+// leaf, seal the password to a node, reseal for new operators) as values.
+// A file only apply can produce is Pending ("known after apply"). [Execute]
+// carries the changes out and plans again for the final [Desired];
+// [Render] is both, with no node observed. [MakePlan] adds the [Diff] per
+// node (add, change, remove, restart, each with its reason) and the
+// [PlanDoc] that plan prints, saves and apply checks ([Planned.Stale]).
 //
 // # Operator state
 //

@@ -259,8 +259,8 @@ func (l *loader) locals(blocks hcl.Blocks, ctx *hcl.EvalContext) cty.Value {
 	return cty.ObjectVal(done)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+func sortedKeys[K ~string, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}

@@ -1,13 +1,10 @@
 package provision
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -35,151 +32,28 @@ type RenderOptions struct {
 	Warn func(string)
 }
 
-// Render computes every node's files. It keeps the operator state beside
-// the spec up to date (CAs created once, certificates issued or renewed
-// when [pki.Decide] says so, the cluster password generated once and
-// sealed to each node) and touches no node.
+// Render computes every node's files without looking at any node: it
+// observes the operator state, plans ([Plan]) and carries out the
+// operator-state changes the plan needs ([Execute]): CAs created once,
+// certificates issued or renewed when [pki.Decide] says so, the cluster
+// password generated once and sealed to each node's age_recipient.
 func Render(s *Spec, o RenderOptions) (*Desired, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	if o.Warn == nil {
-		o.Warn = func(string) {}
-	}
-	if err := os.MkdirAll(s.Cluster.StateDir, 0o700); err != nil {
-		return nil, err
-	}
-	certs, err := ensurePKI(s, o)
+	op, err := ObserveOperator(s)
 	if err != nil {
 		return nil, err
 	}
-	var pw *passwordStore
-	if s.IsCluster() {
-		pw = newPasswordStore(&s.Cluster, o.Identities, o.RotateClusterPass)
-		if err := pw.prepare(); err != nil {
-			return nil, err
-		}
-	}
-	d := &Desired{Cluster: s.Cluster.Name, Unit: s.UnitName()}
-	for i := range s.Nodes {
-		nf, err := renderNode(s, &s.Nodes[i], certs, pw)
-		if err != nil {
-			return nil, fmt.Errorf("node %s: %w", s.Nodes[i].Name, err)
-		}
-		d.Nodes = append(d.Nodes, nf)
-	}
-	return d, nil
-}
-
-type pkiState struct {
-	routeBundle, clientBundle []byte
-	// leaf PEMs by node and kind
-	leaves map[string]map[pki.Kind][2][]byte
-}
-
-// ensurePKI creates the CAs on first use, issues what is missing or due,
-// and reads back what the nodes get. CA keys are opened only when
-// something has to be signed.
-func ensurePKI(s *Spec, o RenderOptions) (*pkiState, error) {
-	p := s.Cluster.PKI
-	dir := p.Dir
-	var cas *pki.CAs
-	if _, err := os.Stat(dir.CACert(pki.RouteCA)); errors.Is(err, fs.ErrNotExist) {
-		created, err := dir.InitCAs(pki.InitOptions{Cluster: s.Cluster.Name, KeyType: p.KeyType, Validity: p.CAValidity,
-			Recipients: s.Cluster.OperatorRecipients, Now: o.Now})
-		if err != nil {
-			return nil, err
-		}
-		cas = &created
-		if len(s.Cluster.OperatorRecipients) == 0 {
-			o.Warn(fmt.Sprintf("CA keys in %s are stored unencrypted; add operator_recipients to the cluster block", dir))
-		}
-	}
-	routeTrust, clientTrust, err := dir.Trust()
+	in := PlanInput{Spec: s, Operator: op, Now: o.Now, RotateClusterPass: o.RotateClusterPass}
+	d, changes, err := Plan(in)
 	if err != nil {
 		return nil, err
 	}
-	signer := map[pki.CAKind]*pki.CA{
-		pki.RouteCA:  {Kind: pki.RouteCA, Cert: routeTrust.Active()},
-		pki.ClientCA: {Kind: pki.ClientCA, Cert: clientTrust.Active()},
+	if len(changes) == 0 && len(d.Pending()) == 0 {
+		return d, nil // the steady state: nothing to carry out
 	}
-	var due []pki.Leaf
-	var why []string
-	for i := range s.Nodes {
-		for _, l := range s.leaves(&s.Nodes[i]) {
-			if dec := dir.DecideLeaf(l, signer[l.Kind.Issuer()], o.Now); dec.Action == pki.Renew {
-				due = append(due, l)
-				why = append(why, fmt.Sprintf("%s %s: %s", l.Name, l.Kind, dec.Reason))
-			}
-		}
-	}
-	if len(due) > 0 {
-		if cas == nil {
-			loaded, err := dir.LoadCAs(o.Identities...)
-			if errors.Is(err, pki.ErrNeedIdentity) {
-				return nil, fmt.Errorf("%w to sign certificates (%s): %v", ErrNeedIdentity, strings.Join(why, "; "), err)
-			}
-			if err != nil {
-				return nil, err
-			}
-			cas = &loaded
-		}
-		if _, err := dir.IssueLeaves(*cas, due, pki.IssueOptions{Force: true, Now: o.Now}); err != nil {
-			return nil, err
-		}
-	}
-
-	st := &pkiState{leaves: map[string]map[pki.Kind][2][]byte{}}
-	if st.routeBundle, err = readBundle(p.RouteCABundle, signer[pki.RouteCA]); err != nil {
-		return nil, err
-	}
-	if st.clientBundle, err = readBundle(p.ClientCABundle, signer[pki.ClientCA]); err != nil {
-		return nil, err
-	}
-	rb, _ := pki.ParseBundle(st.routeBundle)
-	cb, _ := pki.ParseBundle(st.clientBundle)
-	for _, r := range rb {
-		for _, c := range cb {
-			if r.Equal(c) || bytes.Equal(r.RawSubjectPublicKeyInfo, c.RawSubjectPublicKeyInfo) {
-				return nil, fmt.Errorf("%s and %s share the CA %q: the route CA must never be the client CA", p.RouteCABundle, p.ClientCABundle, r.Subject.CommonName)
-			}
-		}
-	}
-	for i := range s.Nodes {
-		n := &s.Nodes[i]
-		m := map[pki.Kind][2][]byte{}
-		for _, l := range s.leaves(n) {
-			certPath, keyPath := dir.LeafFiles(l)
-			cert, err := os.ReadFile(certPath)
-			if err != nil {
-				return nil, err
-			}
-			key, err := os.ReadFile(keyPath)
-			if err != nil {
-				return nil, err
-			}
-			m[l.Kind] = [2][]byte{cert, key}
-		}
-		st.leaves[n.Name] = m
-	}
-	return st, nil
-}
-
-// readBundle reads a trust bundle to ship and makes sure it trusts the CA
-// that signs the nodes' certificates.
-func readBundle(file string, signer *pki.CA) ([]byte, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	b, err := pki.ParseBundle(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	if !slices.ContainsFunc(b, signer.Cert.Equal) {
-		return nil, fmt.Errorf("%s does not hold the %s CA that signs the node certificates (%q): nodes would not trust each other", file, signer.Kind, signer.Cert.Subject.CommonName)
-	}
-	return data, nil
+	return Execute(in, changes, ExecuteOptions{Identities: o.Identities, Warn: o.Warn})
 }
 
 // unitData is what the templates see.
@@ -201,7 +75,7 @@ type unitData struct {
 // both scopes (and the exec supervisor maps %S under the node's root).
 const stateDirectory = "membershipd"
 
-func renderNode(s *Spec, n *Node, certs *pkiState, pw *passwordStore) (NodeFiles, error) {
+func renderNode(s *Spec, n *Node, certs *pkiState, sealed content) (NodeFiles, error) {
 	nf := NodeFiles{Node: n.Name, Target: n.Target}
 	scope := n.Target.Scope
 	cfg := scope.ConfigDir()
@@ -227,9 +101,9 @@ func renderNode(s *Spec, n *Node, certs *pkiState, pw *passwordStore) (NodeFiles
 	}
 	if s.Cluster.ClientTLS {
 		pair := leaves[pki.KindServer]
-		nf.add(File{Path: path.Join(tls, "client.crt"), Mode: pki.CertMode, Content: pair[0]})
-		nf.add(File{Path: path.Join(tls, "client.key"), Mode: pki.KeyMode, Content: pair[1], Secret: true})
-		nf.add(File{Path: path.Join(tls, "client-ca.crt"), Mode: pki.CertMode, Content: certs.clientBundle})
+		nf.add(fileOf(path.Join(tls, "client.crt"), pki.CertMode, pair[0], false))
+		nf.add(fileOf(path.Join(tls, "client.key"), pki.KeyMode, pair[1], true))
+		nf.add(fileOf(path.Join(tls, "client-ca.crt"), pki.CertMode, certs.clientBundle, false))
 		args = append(args,
 			"--tls-cert", units.ExecArg(onNode(path.Join(tls, "client.crt"))),
 			"--tls-key", credential(&creds, "client.key", path.Join(tls, "client.key")),
@@ -253,14 +127,10 @@ func renderNode(s *Spec, n *Node, certs *pkiState, pw *passwordStore) (NodeFiles
 	if cluster {
 		data.Role = "cluster " + s.Cluster.Name
 		pair := leaves[pki.KindRoute]
-		nf.add(File{Path: path.Join(tls, "route.crt"), Mode: pki.CertMode, Content: pair[0]})
-		nf.add(File{Path: path.Join(tls, "route.key"), Mode: pki.KeyMode, Content: pair[1], Secret: true})
-		nf.add(File{Path: path.Join(tls, "route-ca.crt"), Mode: pki.CertMode, Content: certs.routeBundle})
-		sealed, err := pw.forNode(n)
-		if err != nil {
-			return nf, err
-		}
-		nf.add(File{Path: path.Join(cfg, "cluster-pass.age"), Mode: 0o600, Content: sealed, Secret: true})
+		nf.add(fileOf(path.Join(tls, "route.crt"), pki.CertMode, pair[0], false))
+		nf.add(fileOf(path.Join(tls, "route.key"), pki.KeyMode, pair[1], true))
+		nf.add(fileOf(path.Join(tls, "route-ca.crt"), pki.CertMode, certs.routeBundle, false))
+		nf.add(fileOf(path.Join(cfg, "cluster-pass.age"), 0o600, sealed, true))
 
 		var routes []string
 		for _, peer := range seeds(s) {
@@ -306,6 +176,10 @@ func renderNode(s *Spec, n *Node, certs *pkiState, pw *passwordStore) (NodeFiles
 	}
 	nf.sort()
 	return nf, nil
+}
+
+func fileOf(p string, mode fs.FileMode, c content, secret bool) File {
+	return File{Path: p, Mode: mode, Content: c.data, Pending: c.pending, Secret: secret}
 }
 
 // renderUnit executes a template and passes the result through the unit

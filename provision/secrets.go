@@ -2,16 +2,13 @@ package provision
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"filippo.io/age"
 
@@ -26,27 +23,29 @@ var ErrNeedIdentity = errors.New("an operator age identity is needed")
 //
 //	cluster-pass.age          the password, sealed to operator_recipients
 //	cluster-pass.recipients   who that copy is sealed to
-//	sealed/<node>.age         the node's copy, sealed to its age_recipient
-//	sealed/<node>.source      the node's recipient and the digest of the
-//	                          operator copy it was made from
+//	cluster-pass.generation   names the password itself (a random id made
+//	                          with it), so resealing for new operators
+//	                          leaves every node's copy valid
+//	sealed/<node>.age         the node's copy, sealed to its recipient
+//	sealed/<node>.source      the node's recipient and the generation
+//	ca-keys.recipients        who the CA keys are sealed to
 //
 // age output is randomized, so a node's copy is reused for as long as its
-// recipient and the operator copy are unchanged: rendering twice gives the
-// same bytes, and no identity is needed when nothing changed.
+// recipient and the password are unchanged: rendering twice gives the same
+// bytes, no identity is needed when nothing changed, and a change of
+// operators restarts no node.
 
 type passwordStore struct {
 	dir        string
 	recipients []age.Recipient
 	recipStr   []string
 	ids        []age.Identity
-	rotate     bool
 
-	plain  []byte // nil until generated or opened
-	source string // digest of the operator copy
+	plain []byte // nil until generated or opened
 }
 
-func newPasswordStore(c *Cluster, ids []age.Identity, rotate bool) *passwordStore {
-	return &passwordStore{dir: c.StateDir, recipients: c.OperatorRecipients, recipStr: c.OperatorRecipientStrings, ids: ids, rotate: rotate}
+func newPasswordStore(c *Cluster, ids []age.Identity, _ bool) *passwordStore {
+	return &passwordStore{dir: c.StateDir, recipients: c.OperatorRecipients, recipStr: c.OperatorRecipientStrings, ids: ids}
 }
 
 func (p *passwordStore) operatorFile() string { return filepath.Join(p.dir, "cluster-pass.age") }
@@ -55,47 +54,27 @@ func (p *passwordStore) recipientsFile() string {
 	return filepath.Join(p.dir, "cluster-pass.recipients")
 }
 
-// prepare makes sure the operator copy exists, is sealed to the current
-// operator recipients, and knows its digest.
-func (p *passwordStore) prepare() error {
-	if len(p.recipients) == 0 {
-		return errors.New("the cluster has no operator_recipients to keep the cluster password sealed to")
-	}
-	want := strings.Join(sortedCopy(p.recipStr), "\n") + "\n"
-	sealed, err := os.ReadFile(p.operatorFile())
-	switch {
-	case errors.Is(err, fs.ErrNotExist) || p.rotate:
-		if p.plain, err = newPassword(); err != nil {
-			return err
-		}
-		if err := p.sealOperator(want); err != nil {
-			return err
-		}
-	case err != nil:
-		return err
-	default:
-		have, _ := os.ReadFile(p.recipientsFile())
-		if string(have) != want {
-			// The operators changed: reseal their copy, which also makes
-			// every node copy stale (its source digest changes).
-			if err := p.open(sealed, "operator_recipients changed"); err != nil {
-				return err
-			}
-			if err := p.sealOperator(want); err != nil {
-				return err
-			}
-		}
-	}
-	sealed, err = os.ReadFile(p.operatorFile())
-	if err != nil {
+// generate makes a new password and seals the operators' copy.
+func (p *passwordStore) generate() error {
+	var err error
+	if p.plain, err = newPassword(); err != nil {
 		return err
 	}
-	sum := sha256.Sum256(sealed)
-	p.source = hex.EncodeToString(sum[:])
-	return nil
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return err
+	}
+	if err := p.sealOperator(); err != nil {
+		return err
+	}
+	return p.writeGeneration("password-id " + hex.EncodeToString(id))
 }
 
-func (p *passwordStore) sealOperator(recipients string) error {
+func (p *passwordStore) writeGeneration(g string) error {
+	return pki.WriteFileAtomic(filepath.Join(p.dir, generationFile), []byte(g+"\n"), 0o600)
+}
+
+func (p *passwordStore) sealOperator() error {
 	out, err := pki.EncryptKey(p.plain, p.recipients...)
 	if err != nil {
 		return err
@@ -106,13 +85,17 @@ func (p *passwordStore) sealOperator(recipients string) error {
 	if err := pki.WriteFileAtomic(p.operatorFile(), out, 0o600); err != nil {
 		return err
 	}
-	return pki.WriteFileAtomic(p.recipientsFile(), []byte(recipients), 0o600)
+	return pki.WriteFileAtomic(p.recipientsFile(), []byte(recipientSet(p.recipStr)), 0o600)
 }
 
 // open decrypts the operator copy, once.
-func (p *passwordStore) open(sealed []byte, why string) error {
+func (p *passwordStore) open(why string) error {
 	if p.plain != nil {
 		return nil
+	}
+	sealed, err := os.ReadFile(p.operatorFile())
+	if err != nil {
+		return err
 	}
 	if len(p.ids) == 0 {
 		return fmt.Errorf("%s: %w to open the cluster password (%s)", p.operatorFile(), ErrNeedIdentity, why)
@@ -125,44 +108,27 @@ func (p *passwordStore) open(sealed []byte, why string) error {
 	return nil
 }
 
-// forNode returns the node's sealed copy, reusing the stored one when it
-// is still current.
-func (p *passwordStore) forNode(n *Node) ([]byte, error) {
-	sealedPath := filepath.Join(p.dir, "sealed", n.Name+".age")
-	sourcePath := filepath.Join(p.dir, "sealed", n.Name+".source")
-	wantSource := fmt.Sprintf("recipient %s\noperator-copy sha256:%s\n", n.AgeRecipient, p.source)
-	if have, err := os.ReadFile(sourcePath); err == nil && string(have) == wantSource {
-		if sealed, err := os.ReadFile(sealedPath); err == nil {
-			return sealed, nil
-		}
+// sealFor writes a node's copy, sealed to recipient, and its source.
+func (p *passwordStore) sealFor(node, recipient, generation string) error {
+	if err := p.open(fmt.Sprintf("node %s is new or its age recipient changed", node)); err != nil {
+		return err
 	}
-	if p.plain == nil {
-		sealed, err := os.ReadFile(p.operatorFile())
-		if err != nil {
-			return nil, err
-		}
-		if err := p.open(sealed, fmt.Sprintf("node %s is new or its age_recipient changed", n.Name)); err != nil {
-			return nil, err
-		}
-	}
-	r, err := age.ParseX25519Recipient(n.AgeRecipient)
+	r, err := age.ParseX25519Recipient(recipient)
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		return fmt.Errorf("node %s: %w", node, err)
 	}
 	sealed, err := pki.EncryptKey(p.plain, r)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	sealedPath := filepath.Join(p.dir, "sealed", node+".age")
 	if err := os.MkdirAll(filepath.Dir(sealedPath), 0o700); err != nil {
-		return nil, err
+		return err
 	}
 	if err := pki.WriteFileAtomic(sealedPath, sealed, 0o600); err != nil {
-		return nil, err
+		return err
 	}
-	if err := pki.WriteFileAtomic(sourcePath, []byte(wantSource), 0o600); err != nil {
-		return nil, err
-	}
-	return sealed, nil
+	return pki.WriteFileAtomic(filepath.Join(p.dir, "sealed", node+".source"), []byte(sealSource(recipient, generation)), 0o600)
 }
 
 // newPassword is 256 bits from crypto/rand, as text NATS accepts.

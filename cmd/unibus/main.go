@@ -23,7 +23,9 @@ func main() {
 // run executes one unibus command line and returns its exit code. It is the
 // function testscript registers, so tests exercise the real command tree.
 func run(args []string, stdout, stderr io.Writer) int {
-	ui := cli.UI{Prog: "unibus", W: stderr}
+	// Usage errors exit 1, as Terraform's do: 2 means "changes" under
+	// plan -detailed-exitcode and nothing else.
+	ui := cli.UI{Prog: "unibus", W: stderr, UsageExit: 1}
 	root := newRootCmd(ui)
 	if err := unknownCommand(root, args); err != nil {
 		return ui.Fail(err)
@@ -84,6 +86,6 @@ func newRootCmd(ui cli.UI) *cobra.Command {
 		return cli.Usagef("%v", err)
 	})
 	root.AddCommand(newPKICmd(ui), newKeygenCmd(ui), newMemberCmd(ui), newTrustCmd(ui), newRoomCmd(ui), newSendCmd(ui), newListenCmd(ui))
-	root.AddCommand(newInitCmd(ui), newRenderCmd(ui))
+	root.AddCommand(newInitCmd(ui), newRenderCmd(ui), newPlanCmd(ui), newShowCmd(ui))
 	return root
 }

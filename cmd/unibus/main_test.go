@@ -1,7 +1,15 @@
 package main
 
 import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -23,6 +31,74 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
 		Setup:               setupPath,
-		Cmds:                scripttest.Commands(),
+		Cmds:                commands(),
 	})
+}
+
+func commands() map[string]func(*testscript.TestScript, bool, []string) {
+	cmds := scripttest.Commands()
+	cmds["exitcode"] = cmdExitCode
+	cmds["snapshot"] = cmdSnapshot
+	return cmds
+}
+
+// cmdExitCode N PROG ARGS...: runs PROG and asserts it exits with N (exec
+// only tells zero from non-zero; -detailed-exitcode needs the number).
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 || neg {
+		ts.Fatalf("usage: exitcode N PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		got = exit.ExitCode()
+	case err != nil:
+		ts.Fatalf("%s: %v", args[1], err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+	}
+}
+
+// cmdSnapshot FILE DIR...: writes every entry under the DIRs (path, type,
+// mode, size, modification time, SHA-256) to FILE, so two snapshots
+// compare with cmp: "changes nothing" means identical snapshots.
+func cmdSnapshot(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 || neg {
+		ts.Fatalf("usage: snapshot FILE DIR...")
+	}
+	var b strings.Builder
+	for _, dir := range args[1:] {
+		root := ts.MkAbs(dir)
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) && p == root {
+				fmt.Fprintf(&b, "%s: absent\n", dir)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			sum := ""
+			if fi.Mode().IsRegular() {
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				sum = fmt.Sprintf("%x", sha256.Sum256(data))
+			}
+			rel, _ := filepath.Rel(ts.MkAbs("."), p)
+			fmt.Fprintf(&b, "%s %s %d %d %s\n", filepath.ToSlash(rel), fi.Mode(), fi.Size(), fi.ModTime().UnixNano(), sum)
+			return nil
+		})
+		ts.Check(err)
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(b.String()), 0o644))
 }

@@ -80,7 +80,7 @@ password sealed to a new node.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&out, "out", "", "folder to write DIR/<node>/... into (empty, new, or an earlier render's)")
-	f.Var(vars, "var", "set a spec variable: -var name=value (repeatable)")
+	addVarFlags(cmd, vars)
 	f.StringArrayVar(&identities, "age-identity", nil, "operator age identity file, to sign or seal anew (repeatable)")
 	f.BoolVar(&rotate, "rotate-cluster-pass", false, "generate a new cluster password")
 	return cmd

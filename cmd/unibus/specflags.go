@@ -6,8 +6,11 @@ import (
 	"io"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/unibus/unibus/internal/cli"
 )
@@ -28,6 +31,42 @@ func (v varFlag) Set(s string) error {
 		return fmt.Errorf("-var %q: want name=value", s)
 	}
 	v[name] = value
+	return nil
+}
+
+// addVarFlags adds -var and -var-file, which fill vars in the order the
+// command line gives them, so a later one wins as in Terraform.
+func addVarFlags(cmd *cobra.Command, vars varFlag) {
+	cmd.Flags().Var(vars, "var", "set a spec variable: -var name=value (repeatable)")
+	cmd.Flags().Var(varFileFlag{vars}, "var-file", "set spec variables from an HCL file of name = value lines (repeatable)")
+}
+
+// varFileFlag reads -var-file FILE: name = value lines (HCL), each value
+// a string, a number or a bool.
+type varFileFlag struct{ vars varFlag }
+
+func (v varFileFlag) String() string { return "" }
+func (v varFileFlag) Type() string   { return "FILE" }
+func (v varFileFlag) Set(file string) error {
+	f, diags := hclparse.NewParser().ParseHCLFile(file)
+	if diags.HasErrors() {
+		return fmt.Errorf("-var-file %s: %s", file, diags.Error())
+	}
+	attrs, diags := f.Body.JustAttributes()
+	if diags.HasErrors() {
+		return fmt.Errorf("-var-file %s: %s", file, diags.Error())
+	}
+	for name, a := range attrs {
+		val, diags := a.Expr.Value(nil)
+		if diags.HasErrors() {
+			return fmt.Errorf("-var-file %s: %s", file, diags.Error())
+		}
+		s, err := convert.Convert(val, cty.String)
+		if err != nil || s.IsNull() || !s.IsKnown() {
+			return fmt.Errorf("-var-file %s: %s at line %d must be a string, a number or a bool", file, name, a.Range.Start.Line)
+		}
+		v.vars[name] = s.AsString()
+	}
 	return nil
 }
 

@@ -32,7 +32,8 @@ func WithHint(err error, format string, args ...any) error {
 	return &HintError{Err: err, Hint: fmt.Sprintf(format, args...)}
 }
 
-// UsageError marks a mistake in the command line itself (exit code 2).
+// UsageError marks a mistake in the command line itself (exit code
+// [UI.UsageExit]).
 type UsageError struct{ Err error }
 
 func (e *UsageError) Error() string { return e.Err.Error() }
@@ -47,6 +48,10 @@ func Usagef(format string, args ...any) error {
 type UI struct {
 	Prog string
 	W    io.Writer
+	// UsageExit is the exit code of a usage error; 0 means 2, as Go's
+	// flag package exits. unibus sets 1, as Terraform, since its 2 means
+	// "the plan has changes".
+	UsageExit int
 }
 
 // Warnf prints "prog: warning: ...".
@@ -60,7 +65,7 @@ func (u UI) Printf(format string, args ...any) {
 }
 
 // Fail prints err as one error line plus the hints found in its chain and
-// returns the exit code: 2 for a usage error, 1 otherwise.
+// returns the exit code: [UI.UsageExit] for a usage error, 1 otherwise.
 func (u UI) Fail(err error) int {
 	fmt.Fprintf(u.W, "%s: error: %s\n", u.Prog, oneLine(err.Error()))
 	for e := err; e != nil; e = errors.Unwrap(e) {
@@ -70,6 +75,9 @@ func (u UI) Fail(err error) int {
 	}
 	var usage *UsageError
 	if errors.As(err, &usage) {
+		if u.UsageExit != 0 {
+			return u.UsageExit
+		}
 		return 2
 	}
 	return 1

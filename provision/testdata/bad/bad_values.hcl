@@ -20,7 +20,8 @@ node "A_1" {
   }
 }
 node "b" {
-  addresses = ["10.0.0.2"]
+  addresses     = ["10.0.0.2"]
+  age_recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
 }
 # want: 10:6 Invalid node name
 # want: 11:32 Invalid address
@@ -29,7 +30,7 @@ node "b" {
 # want: 15:12 Invalid port
 # want: 18:15 Invalid scope
 # want: 19:15 Invalid manager
-# want: 22:6 Missing age recipient
+# want: 24:19 Placeholder age recipient
 # want: 2:25 Invalid js_sync
 # want: 3:40 Invalid network
 # want: 4:26 Invalid age recipient
