@@ -93,14 +93,14 @@ func (f *busFlags) connect(id *client.Identity) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(f.natsURL, opts...)
 	if err != nil {
-		return nil, busHint(fmt.Errorf("connect to the bus at %s: %w", f.natsURL, err), f.natsCA != "")
+		return nil, busHint(fmt.Errorf("connect to the bus at %s: %w", f.natsURL, err), f.natsCA != "", f.natsCert != "")
 	}
 	return nc, nil
 }
 
 // busHint says what to do about the usual ways a connection to a TLS bus
-// fails; caGiven is whether --nats-ca was.
-func busHint(err error, caGiven bool) error {
+// fails; caGiven and certGiven say whether --nats-ca and --nats-cert were.
+func busHint(err error, caGiven, certGiven bool) error {
 	msg := err.Error()
 	var unknownCA x509.UnknownAuthorityError
 	switch {
@@ -112,7 +112,10 @@ func busHint(err error, caGiven bool) error {
 		return cli.WithHint(err, "the bus serves TLS with a certificate of its cluster's client CA: give --nats-ca client-ca.crt")
 	case errors.As(err, &unknownCA) || strings.Contains(msg, "certificate signed by unknown authority"):
 		return cli.WithHint(err, "the bus's certificate is not signed by the CA you gave: --nats-ca must be the client CA (client-ca.crt)")
-	case strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate"):
+	case strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") ||
+		// Under TLS 1.3 the server's refusal of a missing client
+		// certificate often arrives as the connection closing.
+		!certGiven && strings.Contains(msg, "closed by remote after TLS handshake"):
 		return cli.WithHint(err, "the bus asks for a client certificate: give --nats-cert and --nats-key (unibus pki issue client)")
 	case errors.Is(err, nats.ErrAuthorization):
 		return cli.WithHint(err, "the bus does not know this identity: an admin adds it with unibus member add")
