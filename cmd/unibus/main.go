@@ -56,5 +56,6 @@ func newRootCmd(ui cli.UI) *cobra.Command {
 	})
 	root.AddCommand(newPKICmd(ui), newKeygenCmd(ui), newMemberCmd(ui), newTrustCmd(ui), newRoomCmd(ui), newSendCmd(ui), newListenCmd(ui))
 	root.AddCommand(newInitCmd(ui), newRenderCmd(ui))
+	root.AddCommand(newExecSuperviseCmd())
 	return root
 }
