@@ -144,3 +144,10 @@ func waitStatus(t *testing.T, m *ExecManager, unit string, d time.Duration, ok f
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func removeAndLink(p string) error {
+	if err := os.Remove(p); err != nil {
+		return err
+	}
+	return os.Symlink(os.DevNull, p)
+}
