@@ -158,30 +158,25 @@ func (s *supervisor) run() error {
 		result, err := s.startAndRun()
 		s.st.Result = result
 		s.cleanup()
-		if s.stopRequested {
-			if result == "success" {
-				s.set(StateInactive, "dead")
-			} else {
-				s.set(StateFailed, "failed")
-			}
-			s.reportStart(fmt.Errorf("stopped while starting"))
-			s.logf("%s: stopped (result %s)", s.u.Name, result)
-			return nil
-		}
 		if err != nil {
 			s.logf("%s: %v", s.u.Name, err)
 		}
-		s.reportStart(err)
-		if !s.restartWanted(result) {
-			if result == "success" {
-				s.set(StateInactive, "dead")
-			} else {
-				s.set(StateFailed, "failed")
-			}
+		// The state is saved before the starter hears of the outcome, so
+		// a Status right after Start agrees with it.
+		switch {
+		case s.stopRequested:
+			s.final()
+			s.reportStart(errors.New("stopped while starting"))
+			s.logf("%s: stopped (result %s)", s.u.Name, result)
+			return nil
+		case !s.restartWanted(result):
+			s.final()
+			s.reportStart(err)
 			s.logf("%s: ended (result %s), no restart (Restart=%s)", s.u.Name, result, s.u.Restart)
 			return nil
 		}
 		s.set(StateActivating, "auto-restart")
+		s.reportStart(err)
 		s.logf("%s: result %s, restarting in %s (Restart=%s)", s.u.Name, result, s.u.RestartSec, s.u.Restart)
 		if s.sleep(s.u.RestartSec) {
 			s.st.Result = "success"
@@ -189,6 +184,14 @@ func (s *supervisor) run() error {
 			return nil
 		}
 		s.st.NRestarts++
+	}
+}
+
+func (s *supervisor) final() {
+	if s.st.Result == "success" {
+		s.set(StateInactive, "dead")
+	} else {
+		s.set(StateFailed, "failed")
 	}
 }
 
