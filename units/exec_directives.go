@@ -84,7 +84,7 @@ var serviceDirectives = map[string]directive{
 		case "notify":
 			u.Type = "notify"
 		default:
-			return fmt.Errorf("Type=%s is not supported by the exec manager (simple, exec, idle, notify)", v)
+			return fmt.Errorf("type %s is not supported by the exec manager (simple, exec, idle, notify)", v)
 		}
 		return nil
 	}},
@@ -246,11 +246,11 @@ var serviceDirectives = map[string]directive{
 	}},
 	"RestartSec": {set: func(u *ExecUnit, v string, _ specifiers) error {
 		if v == "" {
-			u.RestartSec = defaultRestartSec
+			u.RestartDelay = defaultRestartDelay
 			return nil
 		}
 		d, err := parseSec(v)
-		u.RestartSec = d
+		u.RestartDelay = d
 		return err
 	}},
 	"Restart": {set: func(u *ExecUnit, v string, _ specifiers) error {
@@ -293,8 +293,8 @@ var serviceDirectives = map[string]directive{
 }
 
 const (
-	defaultTimeout    = 90 * time.Second
-	defaultRestartSec = 100 * time.Millisecond
+	defaultTimeout      = 90 * time.Second
+	defaultRestartDelay = 100 * time.Millisecond
 )
 
 // timeout sets a Timeout*Sec=; 0 disables it, as in systemd.

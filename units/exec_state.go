@@ -3,7 +3,6 @@ package units
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -111,5 +110,3 @@ func tail(path string, n int) []string {
 	}
 	return lines
 }
-
-var errNoStatus = errors.New("no status")

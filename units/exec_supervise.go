@@ -177,8 +177,8 @@ func (s *supervisor) run() error {
 		}
 		s.set(StateActivating, "auto-restart")
 		s.reportStart(err)
-		s.logf("%s: result %s, restarting in %s (Restart=%s)", s.u.Name, result, s.u.RestartSec, s.u.Restart)
-		if s.sleep(s.u.RestartSec) {
+		s.logf("%s: result %s, restarting in %s (Restart=%s)", s.u.Name, result, s.u.RestartDelay, s.u.Restart)
+		if s.sleep(s.u.RestartDelay) {
 			s.st.Result = "success"
 			s.set(StateInactive, "dead")
 			return nil
@@ -360,10 +360,10 @@ func describe(ws syscall.WaitStatus) string {
 	if ws.Exited() {
 		return fmt.Sprintf("code=exited, status=%d", ws.ExitStatus())
 	}
-	return fmt.Sprintf("code=killed, signal=%s", strings.ToUpper(unix(ws.Signal())))
+	return fmt.Sprintf("code=killed, signal=%s", strings.ToUpper(sigName(ws.Signal())))
 }
 
-func unix(sig syscall.Signal) string {
+func sigName(sig syscall.Signal) string {
 	for n, v := range signalNames {
 		if v == sig {
 			return "SIG" + n
@@ -442,7 +442,7 @@ func (s *supervisor) stopService() string {
 		s.logf("%s: still running after TimeoutStopSec=%s; SendSIGKILL=no leaves it", s.u.Name, s.u.TimeoutStop)
 		return "timeout"
 	}
-	s.logf("%s: still running after TimeoutStopSec=%s; sending %s to the process group", s.u.Name, s.u.TimeoutStop, unix(s.u.FinalKillSignal))
+	s.logf("%s: still running after TimeoutStopSec=%s; sending %s to the process group", s.u.Name, s.u.TimeoutStop, sigName(s.u.FinalKillSignal))
 	s.set(StateDeactivating, "stop-sigkill")
 	s.signal(pid, s.u.FinalKillSignal, s.u.KillMode != "process")
 	s.waitGone(pid, 10*time.Second)

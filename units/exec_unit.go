@@ -46,7 +46,7 @@ type ExecUnit struct {
 	TimeoutStart    time.Duration  `json:"timeout_start"`
 	TimeoutStop     time.Duration  `json:"timeout_stop"`
 	Restart         string         `json:"restart"`
-	RestartSec      time.Duration  `json:"restart_sec"`
+	RestartDelay    time.Duration  `json:"restart_sec"` // RestartSec=
 	KillSignal      syscall.Signal `json:"kill_signal"`
 	FinalKillSignal syscall.Signal `json:"final_kill_signal"`
 	SendSIGKILL     bool           `json:"send_sigkill"`
@@ -182,7 +182,7 @@ func LoadExecUnit(root string, scope Scope, name string) (*ExecUnit, error) {
 func newExecUnit(name, root string, scope Scope, creds string) *ExecUnit {
 	return &ExecUnit{Name: name, Root: root, Scope: scope, Hashes: map[string]string{}, CredentialsDir: creds,
 		Type: "simple", WorkingDirectory: "/", StateDirectoryMode: 0o755,
-		TimeoutStart: defaultTimeout, TimeoutStop: defaultTimeout, Restart: "no", RestartSec: defaultRestartSec,
+		TimeoutStart: defaultTimeout, TimeoutStop: defaultTimeout, Restart: "no", RestartDelay: defaultRestartDelay,
 		KillSignal: syscall.SIGTERM, FinalKillSignal: syscall.SIGKILL, SendSIGKILL: true, KillMode: "control-group",
 		UMask: 0o022}
 }
