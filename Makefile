@@ -11,7 +11,7 @@ LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
 # with the race detector, which needs cgo (the binaries stay CGO_ENABLED=0).
 TESTFLAGS ?= -count=1 -p 2 -timeout 25m -race
 
-.PHONY: build run deps test lint bench bench-go bench-dataplane bench-controlplane bench-https bench-accounts fuzz clean
+.PHONY: build run deps test lint bench bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec fuzz clean
 # Fuzz targets as package:Target; `make test` runs each briefly, from the
 # committed corpus in testdata/fuzz (new finds land in the Go cache; copy
 # them into testdata/fuzz to keep them).
@@ -60,7 +60,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 # Benchmarks are never part of `make test`: the machine is shared and noisy.
-bench: bench-go bench-dataplane bench-controlplane bench-https bench-accounts
+bench: bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
@@ -80,6 +80,11 @@ bench-https: build
 # this tree, interleaved.
 bench-accounts:
 	./scripts/bench-accounts.sh
+
+# membershipd to READY=1 and to /readyz 200 under the exec manager beside
+# the same binary run directly, interleaved rounds, medians.
+bench-exec:
+	$(GO) test -run '^$$' -bench BenchmarkExecStartToReady -benchtime 15x -count 1 ./units
 
 clean:
 	rm -rf $(BIN)

@@ -26,6 +26,20 @@
 // [Scope] says where a unit lives relative to a node's root: system units
 // under etc/systemd/system, user units under .config/systemd/user.
 //
+// # Service managers
+//
+// [Manager] is what apply drives: systemd, or [ExecManager] where no
+// systemd runs. The exec manager reads the same unit files and drop-ins
+// with systemd's merge rules ([LoadExecUnit], [UnitFiles]) and runs each
+// started unit under a detached supervisor process ("unibus
+// exec-supervise", [SuperviseMain]) that outlives the command that
+// started it. Under a node's root it maps %S to .local/state (user
+// scope) or var/lib (system scope) and keeps its own state in
+// [ManagerDir]: per unit the loaded unit, status.json, the log and, while
+// the unit runs, the credentials folder behind %d. Sandboxing it cannot
+// apply is listed as not enforced; a directive it does not know is
+// refused with file:line.
+//
 // # Checks
 //
 // [Verify] runs systemd-analyze verify and [Security] runs

@@ -87,5 +87,6 @@ func newRootCmd(ui cli.UI) *cobra.Command {
 	})
 	root.AddCommand(newPKICmd(ui), newKeygenCmd(ui), newMemberCmd(ui), newTrustCmd(ui), newRoomCmd(ui), newSendCmd(ui), newListenCmd(ui))
 	root.AddCommand(newInitCmd(ui), newRenderCmd(ui), newPlanCmd(ui), newShowCmd(ui))
+	root.AddCommand(newExecSuperviseCmd())
 	return root
 }
