@@ -405,9 +405,9 @@ func (c *check) cluster(b *clusterBlock, nodes int) {
 		cl.OperatorRecipients = append(cl.OperatorRecipients, r)
 		cl.OperatorRecipientStrings = append(cl.OperatorRecipientStrings, it.val)
 	}
-	if cluster && len(recips) == 0 {
-		c.errorf(b.NameRange, "Missing operator_recipients", "A cluster's password is generated once and kept sealed to the operators' age recipients; add operator_recipients = [\"age1...\"] to the cluster block.")
-	}
+	// No operator_recipients is not an error here: the unibus command
+	// fills in the operator's own identity (cmd/unibus/operator.go), and
+	// a plan refuses a cluster that still has none.
 	c.pki(b.PKI)
 }
 

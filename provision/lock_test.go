@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -61,7 +62,9 @@ func TestLockLeftByAKilledRun(t *testing.T) {
 
 func TestEnsureNodeIdentity(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "etc", "unibus", NodeIdentityFile)
-	r1, created, err := EnsureNodeIdentity(path)
+	tr := LocalTransport{Root: filepath.Dir(filepath.Dir(filepath.Dir(path)))}
+	ctx := context.Background()
+	r1, created, err := tr.EnsureAgeIdentity(ctx, "etc/unibus/"+NodeIdentityFile)
 	if err != nil || !created {
 		t.Fatalf("first: %v, created %v", err, created)
 	}
@@ -70,13 +73,12 @@ func TestEnsureNodeIdentity(t *testing.T) {
 	if st.Mode().Perm() != 0o600 || dir.Mode().Perm() != 0o700 {
 		t.Fatalf("modes: file %v, folder %v", st.Mode().Perm(), dir.Mode().Perm())
 	}
-	r2, created, err := EnsureNodeIdentity(path)
+	r2, created, err := tr.EnsureAgeIdentity(ctx, "etc/unibus/"+NodeIdentityFile)
 	if err != nil || created || r2 != r1 {
 		t.Fatalf("second: %q (first %q), created %v, %v", r2, r1, created, err)
 	}
-	// The real age CLI's format reads too.
 	os.WriteFile(path, []byte("garbage\n"), 0o600)
-	if _, _, err := EnsureNodeIdentity(path); err == nil {
+	if _, _, err := tr.EnsureAgeIdentity(ctx, "etc/unibus/"+NodeIdentityFile); err == nil {
 		t.Fatal("a corrupt identity file was accepted")
 	}
 }

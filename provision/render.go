@@ -109,15 +109,27 @@ func renderNode(s *Spec, n *Node, certs *pkiState, sealed content) (NodeFiles, e
 			"--tls-key", credential(&creds, "client.key", path.Join(tls, "client.key")),
 			"--tls-ca", units.ExecArg(onNode(path.Join(tls, "client-ca.crt"))))
 	}
+	if s.FirstAdmin != nil {
+		nf.add(File{Path: path.Join(cfg, "first-admin.json"), Mode: 0o644, Content: s.FirstAdmin})
+		args = append(args, "--first-admin", units.ExecArg(onNode(path.Join(cfg, "first-admin.json"))))
+	}
 	if !s.Cluster.ClientTLS && !n.Bind.IsLoopback() {
 		// client_tls = false is the spec's explicit choice of plain HTTP:
 		// say so on the command line, where membershipd asks for it and
 		// warns at every start, rather than let the node refuse to start.
 		args = append(args, "--allow-plain-http")
 	}
+	baseArgs := args
+	if cluster {
+		// The base unit of a cluster node names its cluster, and without
+		// the cluster drop-in's routes and password membershipd refuses to
+		// start: a node never comes up alone because its drop-in is
+		// missing or half-installed.
+		baseArgs = append(slices.Clone(args), "--cluster-name", units.ExecArg(s.Cluster.Name))
+	}
 	data := unitData{
 		Node: n.Name, Cluster: s.Cluster.Name, Role: "single-node " + s.Cluster.Name,
-		ExecStart: strings.Join(args, " "), DynamicUser: scope == units.System, ProtectHome: "yes",
+		ExecStart: strings.Join(baseArgs, " "), DynamicUser: scope == units.System, ProtectHome: "yes",
 		StateDirectory: stateDirectory, IPAddressAllow: chunks(ipAllow(s), 32),
 		WantedBy: scope.WantedBy(), MonitorPort: n.Ports.Monitor,
 	}

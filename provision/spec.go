@@ -21,6 +21,10 @@ type Spec struct {
 	Cluster Cluster
 	// Nodes are in the order the spec declares them.
 	Nodes []Node
+	// FirstAdmin is the public, self-vouched record of the admin the
+	// control plane starts with (the operator's identity, filled in by
+	// the unibus command); nil renders none.
+	FirstAdmin []byte
 }
 
 // Cluster is the cluster block.

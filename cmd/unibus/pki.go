@@ -12,6 +12,7 @@ import (
 	"filippo.io/age"
 	"github.com/spf13/cobra"
 
+	"github.com/unibus/unibus/client"
 	"github.com/unibus/unibus/internal/cli"
 	"github.com/unibus/unibus/pki"
 )
@@ -99,12 +100,38 @@ func newPKIInitCmd(ui cli.UI) *cobra.Command {
 // loadCAs reads the CAs to sign with, turning the common mistakes into
 // hints.
 func loadCAs(dir string, identityFiles []string) (pki.CAs, error) {
-	ids, err := pki.ReadIdentityFiles(identityFiles)
+	ids, err := readIdentities(identityFiles)
 	if err != nil {
 		return pki.CAs{}, err
 	}
 	cas, err := pki.Dir(dir).LoadCAs(ids...)
 	return cas, caLoadHint(err, dir)
+}
+
+// readIdentities reads age identity files, or unibus identity files (whose
+// age key is the operator's, as unibus apply uses it). With none given, the
+// operator's own identity is used when there is one, so the CAs apply made
+// for a spec open without extra flags.
+func readIdentities(files []string) ([]age.Identity, error) {
+	if len(files) == 0 {
+		if id, err := client.LoadIdentity(operatorIdentityPath()); err == nil {
+			return []age.Identity{id.Age}, nil
+		}
+		return nil, nil
+	}
+	var out []age.Identity
+	for _, f := range files {
+		if id, err := client.LoadIdentity(f); err == nil {
+			out = append(out, id.Age)
+			continue
+		}
+		ids, err := pki.ReadIdentityFiles([]string{f})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ids...)
+	}
+	return out, nil
 }
 
 // caLoadHint adds what to do to the usual errors of opening the CAs.

@@ -48,11 +48,18 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes,
 			if err != nil {
 				return err
 			}
+			op, err := loadOperator(ui, false)
+			if err != nil {
+				return err
+			}
+			if _, err := withOperator(spec, op); err != nil {
+				return err
+			}
 			abs, err := filepath.Abs(specPath)
 			if err != nil {
 				return err
 			}
-			p, err := provision.MakePlan(cmd.Context(), spec, provision.PlanOptions{SpecPath: abs, Vars: vars})
+			p, err := provision.MakePlan(cmd.Context(), spec, provision.PlanOptions{SpecPath: abs, Vars: vars, Observe: provision.ObserveOptions{Service: observeService}})
 			if err != nil {
 				return err
 			}

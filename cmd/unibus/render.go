@@ -50,10 +50,19 @@ password sealed to a new node.`,
 			if err != nil {
 				return err
 			}
-			ids, err := pki.ReadIdentityFiles(identities)
+			op, err := loadOperator(ui, false)
 			if err != nil {
 				return err
 			}
+			ids, err := withOperator(spec, op)
+			if err != nil {
+				return err
+			}
+			more, err := pki.ReadIdentityFiles(identities)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, more...)
 			d, err := provision.Render(spec, provision.RenderOptions{Identities: ids, RotateClusterPass: rotate,
 				Warn: func(s string) { ui.Warnf("%s", s) }})
 			switch {

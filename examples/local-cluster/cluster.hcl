@@ -2,24 +2,28 @@
 # unibus's own supervisor (manager = "exec") rather than systemd. Each
 # node's files go under .root/<node>/ here, which git ignores.
 #
-# Build the daemon first (make build); binary paths are relative to this
-# folder.
+#   make build && bin/unibus apply -auto-approve examples/local-cluster
+#
+# No key is made beforehand: apply makes each node's age identity on the
+# node (.root/<node>/.config/unibus/age-identity), and your operator
+# identity ($UNIBUS_IDENTITY, default ~/.config/unibus/identity) if you
+# have none; that identity opens the CA keys and the cluster password, and
+# it is the first admin of the cluster's control plane. Binary paths are
+# relative to this folder.
+
+variable "monitor" {
+  description = "open each node's nats-server monitor on loopback (-var monitor=true)"
+  default     = false
+}
 
 locals {
   base = 18000
-  recipients = {
-    n1 = "age1zykx4qk8w9cgrnaty2ymmc8jcefle0s529pfl4hva90knf0t2qpsuthh3a"
-    n2 = "age1uccm34au2md8lgm5wavlpwg6k4mlpqvfqzm4gcych7xxprymuc6q6xzrf2"
-    n3 = "age1a7kx459f4sj5lg23rxx3nsc7lz7j0qm6zg36n2hd3hjdaqh4fgxshzjzs3"
-  }
 }
 
 cluster "local" {
   bus_auth    = "enforce"
   kv_replicas = 3
-  monitor     = true
-
-  operator_recipients = ["age1cecmhzxukfy6wjkzw2fwvxv9y4hqdm4rtwfalvxav8frhu7jjgpqel0k2v"]
+  monitor     = var.monitor
 
   rollout {
     order         = ["n1", "n2", "n3"]
@@ -28,9 +32,8 @@ cluster "local" {
 }
 
 node "n1" {
-  addresses     = ["127.0.0.1"]
-  bind          = "127.0.0.1"
-  age_recipient = local.recipients.n1
+  addresses = ["127.0.0.1"]
+  bind      = "127.0.0.1"
   ports {
     http    = local.base + 10
     nats    = local.base + 11
@@ -46,9 +49,8 @@ node "n1" {
 }
 
 node "n2" {
-  addresses     = ["127.0.0.1"]
-  bind          = "127.0.0.1"
-  age_recipient = local.recipients.n2
+  addresses = ["127.0.0.1"]
+  bind      = "127.0.0.1"
   ports {
     http    = local.base + 20
     nats    = local.base + 21
@@ -64,9 +66,8 @@ node "n2" {
 }
 
 node "n3" {
-  addresses     = ["127.0.0.1"]
-  bind          = "127.0.0.1"
-  age_recipient = local.recipients.n3
+  addresses = ["127.0.0.1"]
+  bind      = "127.0.0.1"
   ports {
     http    = local.base + 30
     nats    = local.base + 31

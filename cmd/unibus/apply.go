@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unibus/unibus/internal/cli"
+	"github.com/unibus/unibus/pki"
+	"github.com/unibus/unibus/provision"
+	"github.com/unibus/unibus/units"
+)
+
+func newApplyCmd(ui cli.UI) *cobra.Command {
+	var (
+		autoApprove bool
+		lockTimeout time.Duration
+		identities  []string
+		vars        = varFlag{}
+	)
+	cmd := &cobra.Command{
+		Use:   "apply [-auto-approve] [-lock-timeout D] [-var name=value]... [PLANFILE|SPEC]",
+		Short: "Carry out a plan: operator state, every node's files, then its service",
+		Long: `Apply makes the nodes what the spec says. Given a SPEC (a .hcl file or a folder
+of them; default the current folder) it plans, shows the plan and asks before
+it changes anything (-auto-approve skips the question). Given a PLANFILE from
+unibus plan -out, it carries out exactly that plan, and refuses it if the spec,
+the operator state or any node changed since.
+
+What it does: makes each node's age identity on the node where it is missing,
+carries out the operator-state changes (CAs, certificates, the cluster
+password sealed to each node), writes each node's files atomically with their
+final modes, then reloads the node's service manager and starts or restarts
+the service where the plan says so. A plan with no changes writes nothing.
+
+The operator identity ($UNIBUS_IDENTITY, default ~/.config/unibus/identity) is
+made once if missing: it opens the operator state when the spec names no
+operator_recipients, and it is the first admin of the cluster's control plane.
+
+A lock in the spec's state_dir stops a second apply; -lock-timeout waits for it.`,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rest, err := parseSpecFlags(cmd, args)
+			if err != nil {
+				return err
+			}
+			arg, err := specArg(rest)
+			if err != nil {
+				return err
+			}
+			saved, specPath, err := planOrSpec(arg, vars)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			return runApply(ctx, ui, cmd, applyRun{specPath: specPath, vars: vars, saved: saved,
+				autoApprove: autoApprove, lockTimeout: lockTimeout, identities: identities})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&autoApprove, "auto-approve", false, "apply without asking")
+	f.DurationVar(&lockTimeout, "lock-timeout", 0, "wait up to `D` for another apply's lock (0: refuse at once)")
+	f.StringArrayVar(&identities, "age-identity", nil, "another operator age identity file, to open the operator state (repeatable)")
+	addVarFlags(cmd, vars)
+	return cmd
+}
+
+// planOrSpec tells a saved plan from a spec: a plan file is JSON, a spec
+// is HCL or a folder. For a plan, the spec and variables are the plan's.
+func planOrSpec(arg string, vars varFlag) (*provision.PlanDoc, string, error) {
+	st, err := os.Stat(arg)
+	if err != nil || st.IsDir() || strings.HasSuffix(arg, ".hcl") {
+		return nil, arg, nil
+	}
+	doc, err := provision.ReadPlanFile(arg)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(vars) > 0 {
+		return nil, "", cli.Usagef("-var with a plan file: the plan's variables are fixed; plan again with them instead")
+	}
+	for k, v := range doc.Spec.Variables {
+		vars[k] = v
+	}
+	return doc, doc.Spec.Path, nil
+}
+
+type applyRun struct {
+	specPath    string
+	vars        varFlag
+	saved       *provision.PlanDoc
+	autoApprove bool
+	lockTimeout time.Duration
+	identities  []string
+}
+
+func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) error {
+	spec, err := loadSpec(ui, r.specPath, r.vars)
+	if err != nil {
+		return err
+	}
+	op, err := loadOperator(ui, true)
+	if err != nil {
+		return err
+	}
+	ids, err := withOperator(spec, op)
+	if err != nil {
+		return err
+	}
+	more, err := pki.ReadIdentityFiles(r.identities)
+	if err != nil {
+		return err
+	}
+	ids = append(ids, more...)
+	lock, err := provision.AcquireLock(spec.Cluster.StateDir, "apply", r.lockTimeout)
+	var locked *provision.LockedError
+	if errors.As(err, &locked) {
+		return cli.WithHint(err, "another apply is running; wait for it, or pass -lock-timeout 5m to wait here")
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+
+	abs, err := filepath.Abs(r.specPath)
+	if err != nil {
+		return err
+	}
+	opts := provision.PlanOptions{SpecPath: abs, Vars: r.vars, Observe: provision.ObserveOptions{Service: observeService}}
+	p, err := provision.MakePlan(ctx, spec, opts)
+	if err != nil {
+		return err
+	}
+	if r.saved != nil {
+		if err := p.Stale(r.saved); err != nil {
+			return cli.WithHint(fmt.Errorf("the saved plan is stale: %w", err), "make a new one with unibus plan -out FILE, or apply the spec itself")
+		}
+	}
+	created, err := provision.PrepareNodes(ctx, spec, nil)
+	if err != nil {
+		return err
+	}
+	if len(created) > 0 {
+		ui.Printf("made the age identity of %s on the node (it never leaves it)", strings.Join(created, ", "))
+		if p, err = provision.MakePlan(ctx, spec, opts); err != nil {
+			return err
+		}
+	}
+	w := cmd.OutOrStdout()
+	if !p.Doc.Changed() {
+		fmt.Fprintln(w, "No changes. Every node matches the spec.")
+		return nil
+	}
+	if r.saved == nil {
+		if err := p.Doc.WriteText(w); err != nil {
+			return err
+		}
+		if !r.autoApprove {
+			if err := confirm(cmd); err != nil {
+				return err
+			}
+		}
+	}
+	res, err := provision.Apply(ctx, p, provision.ApplyOptions{
+		Identities: ids, Manager: managerFor,
+		Progress: func(format string, args ...any) { ui.Printf(format, args...) },
+		Warn:     func(s string) { ui.Warnf("%s", s) },
+	})
+	if errors.Is(err, provision.ErrNeedIdentity) {
+		return cli.WithHint(err, "pass --age-identity FILE with the identity of one of operator_recipients")
+	}
+	if err != nil {
+		return cli.WithHint(fmt.Errorf("apply stopped: %w", err), "fix the cause and run unibus apply again: it carries on from where it stopped")
+	}
+	fmt.Fprintf(w, "Apply complete: %d file(s) written, %d removed, %d started, %d restarted.\n", res.Written, res.Removed, res.Started, res.Restarted)
+	return nil
+}
+
+// confirm asks on a terminal, as Terraform does; elsewhere apply needs
+// -auto-approve, so a script never blocks on a question it cannot see.
+func confirm(cmd *cobra.Command) error {
+	in, ok := cmd.InOrStdin().(*os.File)
+	var st os.FileInfo
+	if ok {
+		st, _ = in.Stat()
+	}
+	if st == nil || st.Mode()&os.ModeCharDevice == 0 {
+		return cli.WithHint(errors.New("apply needs an answer and standard input is not a terminal"), "pass -auto-approve to apply without asking")
+	}
+	fmt.Fprint(cmd.OutOrStdout(), "\nDo you want to perform these actions? Only 'yes' will be accepted: ")
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		return errors.New("apply cancelled: nothing was changed")
+	}
+	return nil
+}
+
+// managerFor is the service manager that runs a node's units.
+func managerFor(n *provision.Node) (units.Manager, error) {
+	switch n.Target.Manager {
+	case provision.Exec:
+		if n.Target.SSH != "" {
+			return nil, fmt.Errorf("manager exec over ssh is not supported yet")
+		}
+		return units.NewExecManager(n.Target.Root, n.Target.Scope), nil
+	}
+	return nil, fmt.Errorf("manager %s: unibus apply drives only manager = \"exec\" so far; install the rendered files and run systemctl daemon-reload and restart", n.Target.Manager)
+}
+
+// observeService is the plan's view of a node's service.
+func observeService(ctx context.Context, n *provision.Node, unit string) (*provision.ServiceState, error) {
+	if n.Target.Manager != provision.Exec || n.Target.SSH != "" {
+		return nil, nil
+	}
+	m := units.NewExecManager(n.Target.Root, n.Target.Scope)
+	st, err := m.Status(ctx, unit)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := m.Version(ctx)
+	return &provision.ServiceState{ActiveState: st.ActiveState, SubState: st.SubState, Manager: m.Name(), ManagerVersion: v}, nil
+}

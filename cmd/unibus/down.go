@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unibus/unibus/internal/cli"
+	"github.com/unibus/unibus/provision"
+	"github.com/unibus/unibus/units"
+)
+
+func newDownCmd(ui cli.UI) *cobra.Command {
+	vars := varFlag{}
+	cmd := &cobra.Command{
+		Use:   "down [-var name=value]... [SPEC]",
+		Short: "Stop the services the exec manager runs for the spec's nodes",
+		Long: `Down stops every node's membershipd that unibus's own supervisor
+(manager = "exec") runs: KillSignal, then SIGKILL after TimeoutStopSec. Files,
+state and identities stay; unibus apply starts the nodes again.`,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rest, err := parseSpecFlags(cmd, args)
+			if err != nil {
+				return err
+			}
+			specPath, err := specArg(rest)
+			if err != nil {
+				return err
+			}
+			spec, err := loadSpec(ui, specPath, vars)
+			if err != nil {
+				return err
+			}
+			lock, err := provision.AcquireLock(spec.Cluster.StateDir, "down", 0)
+			if err != nil {
+				return cli.WithHint(err, "an apply is running; let it finish first")
+			}
+			defer lock.Release()
+			unit := spec.UnitName()
+			stopped := 0
+			for i := range spec.Nodes {
+				n := &spec.Nodes[i]
+				if n.Target.Manager != provision.Exec || n.Target.SSH != "" {
+					ui.Warnf("%s: manager %s: not stopped (down stops what the exec manager runs)", n.Name, n.Target.Manager)
+					continue
+				}
+				m := units.NewExecManager(n.Target.Root, n.Target.Scope)
+				st, err := m.Status(cmd.Context(), unit)
+				if err != nil {
+					return fmt.Errorf("node %s: %w", n.Name, err)
+				}
+				if st.ActiveState == units.StateInactive {
+					continue
+				}
+				if err := m.Stop(cmd.Context(), unit); err != nil {
+					return fmt.Errorf("node %s: stop %s: %w", n.Name, unit, err)
+				}
+				ui.Printf("%s: stopped %s", n.Name, unit)
+				stopped++
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Down complete: %d node(s) stopped.\n", stopped)
+			return nil
+		},
+	}
+	addVarFlags(cmd, vars)
+	return cmd
+}
