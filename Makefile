@@ -11,7 +11,7 @@ LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
 # with the race detector, which needs cgo (the binaries stay CGO_ENABLED=0).
 TESTFLAGS ?= -count=1 -p 2 -timeout 25m -race
 
-.PHONY: build run deps test lint bench bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec fuzz clean
+.PHONY: build run down run-single deps test lint bench bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec fuzz clean
 # Fuzz targets as package:Target; `make test` runs each briefly, from the
 # committed corpus in testdata/fuzz (new finds land in the Go cache; copy
 # them into testdata/fuzz to keep them).
@@ -23,12 +23,21 @@ FUZZTIME ?= 5s
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-# A working membershipd for development on this machine: HTTP on
-# 127.0.0.1:8470, NATS on 127.0.0.1:4250, state in ./local_files. Loopback,
-# because without a certificate the control plane is plain HTTP, which
-# membershipd serves beyond loopback only with --allow-plain-http.
-RUN_FLAGS := --http-addr 127.0.0.1:8470 --nats-addr 127.0.0.1:4250
+# The main job with its embedded default: unibus apply brings up the
+# three-node local cluster of examples/local-cluster (TLS routes, HTTPS,
+# bus-auth enforce) under unibus's own supervisor; make down stops it.
 run: build
+	./$(BIN)/unibus apply -auto-approve examples/local-cluster
+
+down: build
+	./$(BIN)/unibus down examples/local-cluster
+
+# One membershipd for development on this machine: HTTP on 127.0.0.1:8470,
+# NATS on 127.0.0.1:4250, state in ./local_files. Loopback, because without
+# a certificate the control plane is plain HTTP, which membershipd serves
+# beyond loopback only with --allow-plain-http.
+RUN_FLAGS := --http-addr 127.0.0.1:8470 --nats-addr 127.0.0.1:4250
+run-single: build
 	./$(BIN)/membershipd $(RUN_FLAGS)
 
 # What the tests need beyond Go: systemd's analyzer (units are checked with
