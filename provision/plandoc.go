@@ -133,8 +133,12 @@ func (p *Planned) Stale(saved *PlanDoc) error {
 // folder, and contents) and the variables given.
 func SpecHash(s *Spec, vars map[string]string) string {
 	h := sha256.New()
+	// Names relative to the spec's folder, however the folder was named
+	// (a plan made from "spec" is applied from its absolute path).
+	dir, _ := filepath.Abs(s.Dir)
 	for _, name := range sortedKeys(s.Files) {
-		rel, err := filepath.Rel(s.Dir, name)
+		abs, _ := filepath.Abs(name)
+		rel, err := filepath.Rel(dir, abs)
 		if err != nil {
 			rel = name
 		}

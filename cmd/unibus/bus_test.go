@@ -1,11 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -32,5 +36,30 @@ func setupPath(env *testscript.Env) error {
 		return err
 	}
 	env.Setenv("PATH", dir+string(os.PathListSeparator)+env.Getenv("PATH"))
+	env.Defer(func() { killExecUnits(env.WorkDir) })
 	return nil
+}
+
+// killExecUnits SIGKILLs every service and supervisor the exec manager
+// started under dir, so a failed script leaves no node running (they are
+// detached, as they must be in production).
+func killExecUnits(dir string) {
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Name() != "status.json" || !strings.Contains(p, "unibus-exec") {
+			return nil
+		}
+		var st struct {
+			SupervisorPID int `json:"supervisor_pid"`
+			MainPID       int `json:"main_pid"`
+		}
+		if data, err := os.ReadFile(p); err == nil && json.Unmarshal(data, &st) == nil {
+			for _, pid := range []int{st.SupervisorPID, st.MainPID} {
+				if pid > 1 {
+					syscall.Kill(-pid, syscall.SIGKILL)
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		return nil
+	})
 }

@@ -75,7 +75,7 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("waithttp: unknown option %s", args[i])
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := hc.Get(args[0])
 		if err == nil {
@@ -89,7 +89,7 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("%s not 200 after 20s (last error: %v)", args[0], err)
+			ts.Fatalf("%s not 200 after 60s (last error: %v)", args[0], err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -100,7 +100,7 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 // a script sends only once a background listener is subscribed.
 func cmdWaitSub(ts *testscript.TestScript, neg bool, args []string) {
 	url := "http://127.0.0.1:" + args[0] + "/connz?subs=1"
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(url); err == nil {
 			var connz struct {
