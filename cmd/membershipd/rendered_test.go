@@ -10,6 +10,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/unibus/unibus/client"
 	"github.com/unibus/unibus/membershipd"
 	"github.com/unibus/unibus/provision"
 	"github.com/unibus/unibus/units"
@@ -35,12 +36,17 @@ func TestRenderedExecStartParses(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	op, err := age.GenerateX25519Identity()
+	// What unibus apply fills in from the operator's identity.
+	id, err := client.GenerateIdentity("op")
 	if err != nil {
 		t.Fatal(err)
 	}
+	op := id.Age
 	spec.Cluster.OperatorRecipients = []age.Recipient{op.Recipient()}
 	spec.Cluster.OperatorRecipientStrings = []string{op.Recipient().String()}
+	if spec.FirstAdmin, err = id.FirstAdminRecord(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := provision.PrepareNodes(ctx, spec, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +68,7 @@ func TestRenderedExecStartParses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("node %s: rendered ExecStart %q: %v", n.Name, strings.Join(argv, " "), err)
 		}
-		if cfg.NodeName != n.Name || cfg.Cluster.Name != spec.Cluster.Name || len(cfg.Cluster.Routes) != 2 || cfg.Cluster.PassFile == "" || cfg.TLSCert == "" {
+		if cfg.NodeName != n.Name || cfg.Cluster.Name != spec.Cluster.Name || len(cfg.Cluster.Routes) != 2 || cfg.Cluster.PassFile == "" || cfg.TLSCert == "" || cfg.FirstAdminFile == "" {
 			t.Fatalf("node %s: rendered flags read as node %q, cluster %q, routes %q, pass file %q, tls cert %q", n.Name,
 				cfg.NodeName, cfg.Cluster.Name, cfg.Cluster.Routes, cfg.Cluster.PassFile, cfg.TLSCert)
 		}
