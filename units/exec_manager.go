@@ -133,6 +133,27 @@ func (m *ExecManager) state(unit string) (execState, bool, error) {
 	return st, alive(st.SupervisorPID, st.SupervisorStart), nil
 }
 
+// settled waits out a unit that is on its way up or down (a supervisor
+// still stopping a service, as when the apply that asked for a restart was
+// killed between the stop and the start), so Start neither returns for a
+// service about to be gone nor races a supervisor on its way out.
+func (m *ExecManager) settled(ctx context.Context, unit string) (execState, bool, error) {
+	// Bounded: a service crash-looping through auto-restart never settles.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		st, up, err := m.state(unit)
+		if err != nil || !up || (st.ActiveState != StateDeactivating && st.ActiveState != StateActivating) {
+			return st, up, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, up, fmt.Errorf("start %s: still %s: %w", unit, st.ActiveState, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 func (m *ExecManager) Status(_ context.Context, unit string) (UnitStatus, error) {
 	st, up, err := m.state(unit)
 	if err != nil {
@@ -178,11 +199,11 @@ func (m *ExecManager) Enable(_ context.Context, unit string) error {
 }
 
 func (m *ExecManager) Start(ctx context.Context, unit string) error {
-	st, up, err := m.state(unit)
+	st, up, err := m.settled(ctx, unit)
 	if err != nil {
 		return err
 	}
-	if up && st.ActiveState != StateInactive && st.ActiveState != StateFailed {
+	if up && st.ActiveState == StateActive {
 		return nil
 	}
 	if _, err := m.loaded(unit); err != nil {

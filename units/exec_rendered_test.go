@@ -1,6 +1,7 @@
 package units_test
 
 import (
+	"filippo.io/age"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,11 +31,20 @@ func TestExecLoadsRenderedLocalCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, _, diags := provision.LoadFiles(spec, nil)
+	s, _, diags := provision.LoadFiles(spec, map[string]string{"monitor": "true"})
 	if diags.HasErrors() {
 		t.Fatalf("spec: %v", diags)
 	}
-	d, err := provision.Render(s, provision.RenderOptions{})
+	// The example ships no keys (apply makes them): an operator and each
+	// node's recipient, as apply would have them.
+	op, _ := age.GenerateX25519Identity()
+	s.Cluster.OperatorRecipients = []age.Recipient{op.Recipient()}
+	s.Cluster.OperatorRecipientStrings = []string{op.Recipient().String()}
+	for i := range s.Nodes {
+		id, _ := age.GenerateX25519Identity()
+		s.Nodes[i].AgeRecipient = id.Recipient().String()
+	}
+	d, err := provision.Render(s, provision.RenderOptions{Identities: []age.Identity{op}})
 	if err != nil {
 		t.Fatal(err)
 	}

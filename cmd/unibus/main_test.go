@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/unibus/unibus/internal/scripttest"
@@ -39,7 +40,37 @@ func commands() map[string]func(*testscript.TestScript, bool, []string) {
 	cmds := scripttest.Commands()
 	cmds["exitcode"] = cmdExitCode
 	cmds["snapshot"] = cmdSnapshot
+	cmds["waitfiles"] = cmdWaitFiles
 	return cmds
+}
+
+// cmdWaitFiles DIR N: waits until DIR holds at least N regular files
+// (a killed write's temporary files not counted), polling every
+// millisecond: the crash script kills apply once it has written that many.
+func cmdWaitFiles(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 || neg {
+		ts.Fatalf("usage: waitfiles DIR N")
+	}
+	want, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	root := ts.MkAbs(args[0])
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n := 0
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() && !strings.Contains(d.Name(), ".tmp") {
+				n++
+			}
+			return nil
+		})
+		if n >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("waitfiles: %d files under %s after 30s, want %d", n, args[0], want)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // cmdExitCode N PROG ARGS...: runs PROG and asserts it exits with N (exec
