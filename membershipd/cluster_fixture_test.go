@@ -13,9 +13,10 @@ import (
 	"github.com/unibus/unibus/pki"
 )
 
-// testCluster is three membershipd nodes on loopback ports with mutual-TLS
-// routes, certificates made for the test, and state dirs that survive a
-// node's crash and restart.
+// testCluster is three in-process membershipd nodes on loopback ports with
+// mutual-TLS routes, certificates made for the test, and state dirs kept
+// across a clean restart. It cannot crash a node (Shutdown flushes the
+// store); tests that kill nodes use procCluster, which SIGKILLs processes.
 type testCluster struct {
 	t     testing.TB
 	pki   pki.Dir
@@ -98,14 +99,6 @@ func (tc *testCluster) start(i int) *Daemon {
 	return d
 }
 
-// kill stops node i hard: no lame duck, no leader transfer, no goodbye to
-// the peers; its state dir stays as the crash left it.
-func (tc *testCluster) kill(i int) {
-	tc.t.Helper()
-	tc.nodes[i].crash()
-	tc.nodes[i] = nil
-}
-
 // waitReady waits until every running node's /readyz says 200.
 func (tc *testCluster) waitReady(timeout time.Duration) {
 	tc.t.Helper()
@@ -117,13 +110,6 @@ func (tc *testCluster) waitReady(timeout time.Duration) {
 		}
 		return true
 	})
-}
-
-// readyzReason is node i's /readyz answer: status and reason.
-func (tc *testCluster) readyzReason(i int) (int, string) {
-	var e apiError
-	code := getJSON(tc.t, endpoint(tc.nodes[i], "/readyz"), &e)
-	return code, e.Error
 }
 
 func freePorts(t testing.TB, n int) []int {
@@ -142,24 +128,4 @@ func freePorts(t testing.TB, n int) []int {
 		ln.Close()
 	}
 	return ports
-}
-
-// crash is a hard stop for tests: the NATS server is shut down without lame
-// duck, HTTP closes its listener, the store closes. Nothing is flushed that
-// a killed process would not have flushed.
-func (d *Daemon) crash() {
-	d.shutdownOnce.Do(func() {
-		if e, ok := d.dataPlane().(*embedded); ok {
-			e.nc.Close()
-			e.srv.Shutdown()
-			e.srv.WaitForShutdown()
-		}
-		if d.httpSrv != nil {
-			d.httpSrv.Close()
-		}
-		if d.stopBackground != nil {
-			d.stopBackground()
-		}
-		d.db.Close()
-	})
 }

@@ -1,0 +1,426 @@
+package membershipd
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/unibus/unibus/client"
+	"github.com/unibus/unibus/internal/testbin"
+	"github.com/unibus/unibus/pki"
+)
+
+// procCluster is three real membershipd processes on loopback: route TLS
+// with certificates from package pki, a cluster password file, --bus-auth
+// enforce, --kv-replicas 3. kill is SIGKILL, so a restarted node recovers
+// from the store exactly as a crash left it: nothing flushed, no goodbye.
+type procCluster struct {
+	t     testing.TB
+	bin   string
+	pki   pki.Dir
+	nodes []*procNode
+}
+
+// procNode is one node: its flags and ports stay across restarts (peers
+// dial the route port, clients the others).
+type procNode struct {
+	name                        string
+	stateDir                    string
+	httpPort, natsPort, monPort int
+	args                        []string
+	log                         *lockedBuffer
+
+	cmd    *exec.Cmd     // nil while down
+	exited chan struct{} // closed when cmd has exited
+}
+
+// newProcCluster starts three nodes and waits until every one is ready.
+// With admin set, node 1 is bootstrapped with it (the first admin) before
+// the cluster first forms.
+func newProcCluster(t testing.TB, admin *client.Identity) *procCluster {
+	t.Helper()
+	bin, err := testbin.Membershipd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pkiDir := pki.Dir(filepath.Join(dir, "pki"))
+	cas, err := pkiDir.InitCAs(pki.InitOptions{Cluster: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := filepath.Join(dir, "cluster-pass")
+	if err := os.WriteFile(pass, []byte("test-route-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	ports := freePorts(t, 4*n)
+	pc := &procCluster{t: t, bin: bin, pki: pkiDir}
+	for i := range n {
+		name := fmt.Sprintf("n%d", i+1)
+		if _, err := pkiDir.IssueNode(cas, pki.Node{Name: name, DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, pki.IssueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var routes []string
+		for j := range n {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[4*j+2]))
+			}
+		}
+		nd := &procNode{name: name, stateDir: filepath.Join(dir, name), log: &lockedBuffer{},
+			httpPort: ports[4*i], natsPort: ports[4*i+1], monPort: ports[4*i+3]}
+		node := func(f string) string { return filepath.Join(string(pkiDir), "nodes", name, f) }
+		nd.args = []string{
+			"--node-name", name, "--state-dir", nd.stateDir,
+			"--http-addr", fmt.Sprintf("127.0.0.1:%d", nd.httpPort),
+			"--nats-addr", fmt.Sprintf("127.0.0.1:%d", nd.natsPort),
+			"--monitor-port", strconv.Itoa(nd.monPort),
+			"--bus-auth", "enforce", "--kv-replicas", "3",
+			"--cluster-name", "test", "--cluster-addr", fmt.Sprintf("127.0.0.1:%d", ports[4*i+2]),
+			"--routes", strings.Join(routes, ","),
+			"--route-tls-cert", node("route.crt"), "--route-tls-key", node("route.key"),
+			"--route-tls-ca", filepath.Join(string(pkiDir), "route-ca.crt"),
+			"--cluster-pass-file", pass,
+		}
+		pc.nodes = append(pc.nodes, nd)
+	}
+	if admin != nil {
+		out, err := exec.Command(bin, "bootstrap", "--state-dir", pc.nodes[0].stateDir, "--handle", admin.Handle,
+			"--sign-pub", admin.SignPub(), "--age-recipient", admin.Recipient()).CombinedOutput()
+		if err != nil {
+			t.Fatalf("membershipd bootstrap: %v\n%s", err, out)
+		}
+	}
+	// Registered before any process starts, so a t.Fatal anywhere after
+	// still leaves no process behind.
+	t.Cleanup(pc.cleanup)
+	for i := range pc.nodes {
+		pc.start(i)
+	}
+	for i := range pc.nodes {
+		pc.waitReady(i, 60*time.Second)
+	}
+	return pc
+}
+
+// start runs node i on its state dir. Pdeathsig kills the child should the
+// test binary itself die (a panic, the test timeout) before its cleanup.
+func (pc *procCluster) start(i int) {
+	pc.t.Helper()
+	nd := pc.nodes[i]
+	if nd.cmd != nil {
+		pc.t.Fatalf("start %s: already running", nd.name)
+	}
+	fmt.Fprintf(nd.log, "--- %s start %s ---\n", nd.name, time.Now().Format(time.TimeOnly))
+	cmd := exec.Command(pc.bin, nd.args...)
+	// The monitor is loopback-only; the tests read stream leaders and
+	// replica state from it.
+	cmd.Env = append(os.Environ(), "UNIBUS_NATS_MONITOR=1")
+	cmd.Stdout, cmd.Stderr = nd.log, nd.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		pc.t.Fatalf("start %s: %v", nd.name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		fmt.Fprintf(nd.log, "--- %s exited: %v ---\n", nd.name, err)
+		close(exited)
+	}()
+	nd.cmd, nd.exited = cmd, exited
+}
+
+// kill sends SIGKILL to each node given, all before waiting for any (so
+// two nodes die at the same moment), and waits until they are gone.
+func (pc *procCluster) kill(is ...int) {
+	pc.t.Helper()
+	for _, i := range is {
+		nd := pc.nodes[i]
+		if nd.cmd == nil {
+			pc.t.Fatalf("kill %s: not running", nd.name)
+		}
+		if err := nd.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			pc.t.Fatalf("kill %s: %v", nd.name, err)
+		}
+	}
+	for _, i := range is {
+		nd := pc.nodes[i]
+		<-nd.exited
+		if ws, ok := nd.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+			pc.t.Errorf("%s ended by %v before the SIGKILL", nd.name, nd.cmd.ProcessState)
+		}
+		nd.cmd = nil
+	}
+}
+
+// restart starts a killed node again on the state dir the kill left.
+func (pc *procCluster) restart(i int) {
+	pc.t.Helper()
+	pc.start(i)
+	pc.waitReady(i, 60*time.Second)
+}
+
+// readyz is node i's /readyz answer: status and reason.
+func (pc *procCluster) readyz(i int) (int, string) {
+	var e apiError
+	code := getJSON(pc.t, pc.url(i, "/readyz"), &e)
+	return code, e.Error
+}
+
+func (pc *procCluster) running(i int) bool { return pc.nodes[i].cmd != nil }
+
+func (pc *procCluster) url(i int, path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", pc.nodes[i].httpPort, path)
+}
+
+func (pc *procCluster) natsURL(i int) string {
+	return fmt.Sprintf("nats://127.0.0.1:%d", pc.nodes[i].natsPort)
+}
+
+func (pc *procCluster) client(i int, id *client.Identity) *client.Client {
+	return client.New(pc.url(i, ""), id)
+}
+
+// waitReady waits for node i's /readyz 200, and stops at once if the
+// process exits instead.
+func (pc *procCluster) waitReady(i int, timeout time.Duration) {
+	pc.t.Helper()
+	nd := pc.nodes[i]
+	waitFor(pc.t, nd.name+" /readyz 200", timeout, func() bool {
+		select {
+		case <-nd.exited:
+			pc.t.Fatalf("%s exited while starting", nd.name)
+		default:
+		}
+		return getJSONQuiet(pc.url(i, "/readyz")) == 200
+	})
+}
+
+// waitConverged waits until every running node answers /readyz 200 and its
+// /healthz cluster block says converged, with routes to every other
+// running node and every follower current, in two samples in a row (one
+// good sample can come just before a leader change). It returns when the
+// first sample of that run was taken.
+func (pc *procCluster) waitConverged(timeout time.Duration) time.Time {
+	pc.t.Helper()
+	var first time.Time
+	good := 0
+	waitFor(pc.t, "the cluster to converge", timeout, func() bool {
+		at := time.Now()
+		if !pc.converged() {
+			good = 0
+			return false
+		}
+		if good++; good == 1 {
+			first = at
+		}
+		return good >= 2
+	})
+	return first
+}
+
+func (pc *procCluster) converged() bool {
+	up := 0
+	for i := range pc.nodes {
+		if pc.running(i) {
+			up++
+		}
+	}
+	for i := range pc.nodes {
+		if !pc.running(i) {
+			continue
+		}
+		if getJSONQuiet(pc.url(i, "/readyz")) != 200 {
+			return false
+		}
+		h, err := pc.health(i)
+		if err != nil {
+			return false
+		}
+		c := h.NATS.Cluster
+		if c == nil || !c.Converged || c.Peers != up-1 || c.FollowersCurrent != c.FollowersExpected || c.ReplicatedStreams == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (pc *procCluster) health(i int) (health, error) {
+	var h health
+	resp, err := http.Get(pc.url(i, "/healthz"))
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		return h, err
+	}
+	if h.NATS == nil {
+		return h, fmt.Errorf("%s /healthz has no nats block", pc.nodes[i].name)
+	}
+	return h, nil
+}
+
+// streams is node i's own JetStream view from its monitor (/jsz): each
+// stream it holds a replica of, with its local state, and, where it leads,
+// what it knows of its followers.
+func (pc *procCluster) streams(i int) (map[string]server.StreamDetail, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/jsz?accounts=true&streams=true", pc.nodes[i].monPort))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var jsz server.JSInfo
+	if err := json.NewDecoder(resp.Body).Decode(&jsz); err != nil {
+		return nil, err
+	}
+	out := map[string]server.StreamDetail{}
+	for _, a := range jsz.AccountDetails {
+		for _, s := range a.Streams {
+			out[s.Name] = s
+		}
+	}
+	return out, nil
+}
+
+// streamLeader is the node that leads stream, as node i sees it.
+func (pc *procCluster) streamLeader(i int, stream string) (int, error) {
+	ss, err := pc.streams(i)
+	if err != nil {
+		return -1, err
+	}
+	s, ok := ss[stream]
+	if !ok || s.Cluster == nil {
+		return -1, fmt.Errorf("%s holds no replica of %s", pc.nodes[i].name, stream)
+	}
+	for j, nd := range pc.nodes {
+		if nd.name == s.Cluster.Leader {
+			return j, nil
+		}
+	}
+	return -1, fmt.Errorf("%s: no leader of %s (%q)", pc.nodes[i].name, stream, s.Cluster.Leader)
+}
+
+// replicasCaughtUp says whether node i's local copy of every replicated
+// stream holds what the stream's leader holds (the same last sequence and
+// message count), and the leader counts it current. It is the node's own
+// store that is compared, not a count in /healthz.
+func (pc *procCluster) replicasCaughtUp(i int) error {
+	mine, err := pc.streams(i)
+	if err != nil {
+		return err
+	}
+	views := map[int]map[string]server.StreamDetail{}
+	replicated := 0
+	for name, s := range mine {
+		if s.Cluster == nil || len(s.Cluster.Replicas) == 0 && s.Cluster.Leader == "" {
+			continue
+		}
+		replicated++
+		l := -1
+		for j, nd := range pc.nodes {
+			if nd.name == s.Cluster.Leader {
+				l = j
+			}
+		}
+		if l < 0 {
+			return fmt.Errorf("%s: %s has no leader", pc.nodes[i].name, name)
+		}
+		if l == i {
+			continue // the leader is current by definition
+		}
+		if views[l] == nil {
+			if views[l], err = pc.streams(l); err != nil {
+				return err
+			}
+		}
+		ls := views[l][name]
+		if ls.State.LastSeq != s.State.LastSeq || ls.State.Msgs != s.State.Msgs {
+			return fmt.Errorf("%s: %s at seq %d (%d msgs), its leader %s at %d (%d msgs)",
+				pc.nodes[i].name, name, s.State.LastSeq, s.State.Msgs, pc.nodes[l].name, ls.State.LastSeq, ls.State.Msgs)
+		}
+		current := false
+		if ls.Cluster != nil {
+			for _, r := range ls.Cluster.Replicas {
+				current = current || r.Name == pc.nodes[i].name && r.Current
+			}
+		}
+		if !current {
+			return fmt.Errorf("%s: the leader of %s does not count it current", pc.nodes[i].name, name)
+		}
+	}
+	if replicated == 0 {
+		return fmt.Errorf("%s holds no replicated stream", pc.nodes[i].name)
+	}
+	return nil
+}
+
+// cleanup kills every node that still runs, then, if the test failed,
+// puts each node's log in the test log.
+func (pc *procCluster) cleanup() {
+	for _, nd := range pc.nodes {
+		if nd.cmd != nil {
+			nd.cmd.Process.Signal(syscall.SIGKILL)
+			<-nd.exited
+			nd.cmd = nil
+		}
+	}
+	if pc.t.Failed() {
+		for _, nd := range pc.nodes {
+			pc.t.Logf("%s log:\n%s", nd.name, nd.log.tail(64<<10))
+		}
+	}
+}
+
+// lockedBuffer collects a child's output; the test reads it while the
+// child writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// tail is the last n bytes, cut at a line start.
+func (b *lockedBuffer) tail(n int) string {
+	s := b.String()
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return "[...]\n" + s
+}
+
+// TestMain removes the binaries testbin built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Remove()
+	os.Exit(code)
+}
