@@ -193,22 +193,41 @@ func checkAfterRecovery(t *testing.T, pc *procCluster, w *memberWriter, admin *c
 	}
 }
 
-func faultCluster(t *testing.T) (*procCluster, *client.Identity) {
+// TestFaults runs the fault scenarios one after another on one cluster
+// (forming one takes seconds of the CI budget); each starts from every node
+// up and the cluster converged, and leaves it so.
+func TestFaults(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fault test: a 3-process cluster, several seconds")
+		t.Skip("fault tests: a 3-process cluster, about a minute")
 	}
 	admin := mustIdentity(t, "alice")
 	pc := newProcCluster(t, admin)
-	pc.waitConverged(60 * time.Second)
-	return pc, admin
+	for _, sc := range []struct {
+		name string
+		run  func(*testing.T, *procCluster, *client.Identity)
+	}{
+		{"OneNodeKilled", faultOneNodeKilled},
+		{"TwoNodesKilled", faultTwoNodesKilled},
+		{"StreamLeaderKilledMidWrite", faultStreamLeaderKilledMidWrite},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			pc := pc.on(t)
+			for i := range pc.nodes {
+				if !pc.running(i) { // an earlier scenario failed half-way
+					pc.start(i)
+				}
+			}
+			pc.waitConverged(60 * time.Second)
+			sc.run(t, pc, admin)
+		})
+	}
 }
 
-// TestFaultOneNodeKilled: a node is SIGKILLed while members are being
+// faultOneNodeKilled: a node is SIGKILLed while members are being
 // written; writes go on with two of three, /readyz says what is missing,
 // and the node restarts on its unclean store and catches up, with every
 // acknowledged write on every node.
-func TestFaultOneNodeKilled(t *testing.T) {
-	pc, admin := faultCluster(t)
+func faultOneNodeKilled(t *testing.T, pc *procCluster, admin *client.Identity) {
 	w := newMemberWriter(pc.client(0, admin), "one", 300)
 	w.start(t)
 	w.waitAcked(t, 80, 60*time.Second)
@@ -223,11 +242,10 @@ func TestFaultOneNodeKilled(t *testing.T) {
 	checkAfterRecovery(t, pc, w, admin, 1)
 }
 
-// TestFaultTwoNodesKilled: two nodes are SIGKILLed at once; without quorum
+// faultTwoNodesKilled: two nodes are SIGKILLed at once; without quorum
 // no write is acknowledged, and when they return (both on unclean stores)
 // writing resumes with nothing acknowledged lost.
-func TestFaultTwoNodesKilled(t *testing.T) {
-	pc, admin := faultCluster(t)
+func faultTwoNodesKilled(t *testing.T, pc *procCluster, admin *client.Identity) {
 	w := newMemberWriter(pc.client(0, admin), "two", 200)
 	w.start(t)
 	w.waitAcked(t, 60, 60*time.Second)
@@ -249,13 +267,12 @@ func TestFaultTwoNodesKilled(t *testing.T) {
 	checkAfterRecovery(t, pc, w, admin, 1, 2)
 }
 
-// TestFaultStreamLeaderKilledMidWrite: the leader of the members bucket's
+// faultStreamLeaderKilledMidWrite: the leader of the members bucket's
 // stream is SIGKILLed while writes to it are in flight. A new leader takes
 // over, writes resume, and after the restart the old leader's replica,
 // recovered from a store killed mid-append, holds exactly what the new
 // leader holds; no acknowledged write is lost.
-func TestFaultStreamLeaderKilledMidWrite(t *testing.T) {
-	pc, admin := faultCluster(t)
+func faultStreamLeaderKilledMidWrite(t *testing.T, pc *procCluster, admin *client.Identity) {
 	const stream = "KV_unibus_members"
 	leader, err := pc.streamLeader(0, stream)
 	if err != nil {

@@ -116,6 +116,14 @@ func newProcCluster(t testing.TB, admin *client.Identity) *procCluster {
 	return pc
 }
 
+// on is the same cluster for a subtest: its helpers fail t, not the test
+// that made the cluster (which still cleans it up).
+func (pc *procCluster) on(t testing.TB) *procCluster {
+	c := *pc
+	c.t = t
+	return &c
+}
+
 // start runs node i on its state dir. Pdeathsig kills the child should the
 // test binary itself die (a panic, the test timeout) before its cleanup.
 func (pc *procCluster) start(i int) {
