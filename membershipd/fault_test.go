@@ -274,7 +274,7 @@ func faultTwoNodesKilled(t *testing.T, pc *procCluster, admin *client.Identity) 
 // leader holds; no acknowledged write is lost.
 func faultStreamLeaderKilledMidWrite(t *testing.T, pc *procCluster, admin *client.Identity) {
 	const stream = "KV_unibus_members"
-	leader, err := pc.streamLeader(0, stream)
+	leader, err := pc.streamLeader(stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func faultStreamLeaderKilledMidWrite(t *testing.T, pc *procCluster, admin *clien
 	atKill := w.ackedCount()
 	w.waitAcked(t, atKill+1, 60*time.Second)
 	resumed := time.Since(killed)
-	newLeader, err := pc.streamLeader(via, stream)
+	newLeader, err := pc.streamLeader(stream)
 	if err != nil || newLeader == leader {
 		t.Fatalf("writes resumed, yet the leader of %s is %d (%v); want a node other than %d", stream, newLeader, err, leader)
 	}

@@ -3,6 +3,7 @@ package membershipd
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -305,74 +306,95 @@ func (pc *procCluster) streams(i int) (map[string]server.StreamDetail, error) {
 	return out, nil
 }
 
-// streamLeader is the node that leads stream, as node i sees it.
-func (pc *procCluster) streamLeader(i int, stream string) (int, error) {
-	ss, err := pc.streams(i)
+// views is every running node's own /jsz view of its streams.
+func (pc *procCluster) views() (map[int]map[string]server.StreamDetail, error) {
+	views := map[int]map[string]server.StreamDetail{}
+	for j := range pc.nodes {
+		if pc.running(j) {
+			v, err := pc.streams(j)
+			if err != nil {
+				return nil, err
+			}
+			views[j] = v
+		}
+	}
+	return views, nil
+}
+
+// leaderOf is the node that leads stream: the one whose own view says it
+// leads and lists the followers it tracks. A node's view of another's
+// leadership can be stale, and a node just restarted names itself leader
+// of every stream, with no followers, until it hears from the cluster.
+func (pc *procCluster) leaderOf(views map[int]map[string]server.StreamDetail, stream string) (int, error) {
+	leader := -1
+	for j, v := range views {
+		c := v[stream].Cluster
+		if c == nil || c.Leader != pc.nodes[j].name || len(c.Replicas) == 0 {
+			continue
+		}
+		if leader >= 0 {
+			return -1, fmt.Errorf("%s: both %s and %s lead it", stream, pc.nodes[leader].name, pc.nodes[j].name)
+		}
+		leader = j
+	}
+	if leader < 0 {
+		return -1, fmt.Errorf("%s: no leader with followers", stream)
+	}
+	return leader, nil
+}
+
+// streamLeader is the node that leads stream now.
+func (pc *procCluster) streamLeader(stream string) (int, error) {
+	views, err := pc.views()
 	if err != nil {
 		return -1, err
 	}
-	s, ok := ss[stream]
-	if !ok || s.Cluster == nil {
-		return -1, fmt.Errorf("%s holds no replica of %s", pc.nodes[i].name, stream)
-	}
-	for j, nd := range pc.nodes {
-		if nd.name == s.Cluster.Leader {
-			return j, nil
-		}
-	}
-	return -1, fmt.Errorf("%s: no leader of %s (%q)", pc.nodes[i].name, stream, s.Cluster.Leader)
+	return pc.leaderOf(views, stream)
 }
 
-// replicasCaughtUp says whether node i's local copy of every replicated
-// stream holds what the stream's leader holds (the same last sequence and
-// message count), and the leader counts it current. It is the node's own
-// store that is compared, not a count in /healthz.
+// replicasCaughtUp says whether node i holds a replica of every stream
+// the cluster has, each with what the stream's leader holds (the same last
+// sequence and message count), and counted current by that leader. It is
+// the node's own store that is compared, not a count in /healthz.
 func (pc *procCluster) replicasCaughtUp(i int) error {
-	mine, err := pc.streams(i)
+	views, err := pc.views()
 	if err != nil {
 		return err
 	}
-	views := map[int]map[string]server.StreamDetail{}
-	replicated := 0
-	for name, s := range mine {
-		if s.Cluster == nil || len(s.Cluster.Replicas) == 0 && s.Cluster.Leader == "" {
-			continue
+	names := map[string]bool{}
+	for _, v := range views {
+		for name := range v {
+			names[name] = true
 		}
-		replicated++
-		l := -1
-		for j, nd := range pc.nodes {
-			if nd.name == s.Cluster.Leader {
-				l = j
-			}
+	}
+	if len(names) == 0 {
+		return errors.New("no node holds a stream")
+	}
+	me := pc.nodes[i].name
+	for name := range names {
+		s, ok := views[i][name]
+		if !ok {
+			return fmt.Errorf("%s holds no replica of %s", me, name)
 		}
-		if l < 0 {
-			return fmt.Errorf("%s: %s has no leader", pc.nodes[i].name, name)
+		l, err := pc.leaderOf(views, name)
+		if err != nil {
+			return err
 		}
 		if l == i {
-			continue // the leader is current by definition
-		}
-		if views[l] == nil {
-			if views[l], err = pc.streams(l); err != nil {
-				return err
-			}
+			continue // the leader's copy is the reference
 		}
 		ls := views[l][name]
 		if ls.State.LastSeq != s.State.LastSeq || ls.State.Msgs != s.State.Msgs {
 			return fmt.Errorf("%s: %s at seq %d (%d msgs), its leader %s at %d (%d msgs)",
-				pc.nodes[i].name, name, s.State.LastSeq, s.State.Msgs, pc.nodes[l].name, ls.State.LastSeq, ls.State.Msgs)
+				me, name, s.State.LastSeq, s.State.Msgs, pc.nodes[l].name, ls.State.LastSeq, ls.State.Msgs)
 		}
 		current := false
-		if ls.Cluster != nil {
-			for _, r := range ls.Cluster.Replicas {
-				current = current || r.Name == pc.nodes[i].name && r.Current
-			}
+		for _, r := range ls.Cluster.Replicas {
+			current = current || r.Name == me && r.Current
 		}
 		if !current {
-			return fmt.Errorf("%s: the leader of %s does not count it current", pc.nodes[i].name, name)
+			return fmt.Errorf("%s: the leader of %s does not count it current", me, name)
 		}
-	}
-	if replicated == 0 {
-		return fmt.Errorf("%s holds no replicated stream", pc.nodes[i].name)
 	}
 	return nil
 }
