@@ -27,23 +27,12 @@ type testCluster struct {
 func newTestCluster(t testing.TB, mutate func(i int, cfg *Config)) *testCluster {
 	t.Helper()
 	dir := t.TempDir()
-	pkiDir := pki.Dir(filepath.Join(dir, "pki"))
-	cas, err := pkiDir.InitCAs(pki.InitOptions{Cluster: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pass := filepath.Join(dir, "cluster-pass")
-	if err := os.WriteFile(pass, []byte("test-route-password\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const n = 3
+	pkiDir, pass := clusterFiles(t, dir, n)
 	clusterPorts := freePorts(t, n)
 	tc := &testCluster{t: t, pki: pkiDir, nodes: make([]*Daemon, n)}
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
-		if _, err := pkiDir.IssueNode(cas, pki.Node{Name: name, DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, pki.IssueOptions{}); err != nil {
-			t.Fatal(err)
-		}
 		cfg := testConfig(t)
 		// Route reconnects during kills are expected; keep the test log
 		// to errors that matter.
@@ -60,11 +49,7 @@ func newTestCluster(t testing.TB, mutate func(i int, cfg *Config)) *testCluster 
 			PassFile:     pass,
 			KVReplicas:   3,
 		}
-		for j := range n {
-			if j != i {
-				cfg.Cluster.Routes = append(cfg.Cluster.Routes, fmt.Sprintf("nats://127.0.0.1:%d", clusterPorts[j]))
-			}
-		}
+		cfg.Cluster.Routes = routesFor(i, clusterPorts)
 		if mutate != nil {
 			mutate(i, &cfg)
 		}
@@ -110,6 +95,40 @@ func (tc *testCluster) waitReady(timeout time.Duration) {
 		}
 		return true
 	})
+}
+
+// clusterFiles makes what the nodes of a test cluster share, under dir: a
+// PKI folder (the layout of unibus pki) with route certificates for n1…nN
+// on 127.0.0.1 and localhost, and a cluster password file, mode 0600.
+func clusterFiles(t testing.TB, dir string, n int) (pki.Dir, string) {
+	t.Helper()
+	pkiDir := pki.Dir(filepath.Join(dir, "pki"))
+	cas, err := pkiDir.InitCAs(pki.InitOptions{Cluster: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		node := pki.Node{Name: fmt.Sprintf("n%d", i+1), DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+		if _, err := pkiDir.IssueNode(cas, node, pki.IssueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass := filepath.Join(dir, "cluster-pass")
+	if err := os.WriteFile(pass, []byte("test-route-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pkiDir, pass
+}
+
+// routesFor is node i's --routes: every other node's route port.
+func routesFor(i int, routePorts []int) []string {
+	var routes []string
+	for j, p := range routePorts {
+		if j != i {
+			routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+		}
+	}
+	return routes
 }
 
 func freePorts(t testing.TB, n int) []int {

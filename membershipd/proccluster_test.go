@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -58,31 +57,15 @@ func newProcCluster(t testing.TB, admin *client.Identity) *procCluster {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	pkiDir := pki.Dir(filepath.Join(dir, "pki"))
-	cas, err := pkiDir.InitCAs(pki.InitOptions{Cluster: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pass := filepath.Join(dir, "cluster-pass")
-	if err := os.WriteFile(pass, []byte("test-route-password\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const n = 3
-	ports := freePorts(t, 4*n)
+	pkiDir, pass := clusterFiles(t, dir, n)
+	ports := freePorts(t, 4*n) // per node: HTTP, NATS, monitor, route
+	routePorts := ports[3*n:]
 	pc := &procCluster{t: t, bin: bin, pki: pkiDir}
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
-		if _, err := pkiDir.IssueNode(cas, pki.Node{Name: name, DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, pki.IssueOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		var routes []string
-		for j := range n {
-			if j != i {
-				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[4*j+2]))
-			}
-		}
 		nd := &procNode{name: name, stateDir: filepath.Join(dir, name), log: &lockedBuffer{},
-			httpPort: ports[4*i], natsPort: ports[4*i+1], monPort: ports[4*i+3]}
+			httpPort: ports[3*i], natsPort: ports[3*i+1], monPort: ports[3*i+2]}
 		node := func(f string) string { return filepath.Join(string(pkiDir), "nodes", name, f) }
 		nd.args = []string{
 			"--node-name", name, "--state-dir", nd.stateDir,
@@ -90,8 +73,8 @@ func newProcCluster(t testing.TB, admin *client.Identity) *procCluster {
 			"--nats-addr", fmt.Sprintf("127.0.0.1:%d", nd.natsPort),
 			"--monitor-port", strconv.Itoa(nd.monPort),
 			"--bus-auth", "enforce", "--kv-replicas", "3",
-			"--cluster-name", "test", "--cluster-addr", fmt.Sprintf("127.0.0.1:%d", ports[4*i+2]),
-			"--routes", strings.Join(routes, ","),
+			"--cluster-name", "test", "--cluster-addr", fmt.Sprintf("127.0.0.1:%d", routePorts[i]),
+			"--routes", strings.Join(routesFor(i, routePorts), ","),
 			"--route-tls-cert", node("route.crt"), "--route-tls-key", node("route.key"),
 			"--route-tls-ca", filepath.Join(string(pkiDir), "route-ca.crt"),
 			"--cluster-pass-file", pass,
