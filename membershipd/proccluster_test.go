@@ -20,7 +20,6 @@ import (
 
 	"github.com/unibus/unibus/client"
 	"github.com/unibus/unibus/internal/testbin"
-	"github.com/unibus/unibus/pki"
 )
 
 // procCluster is three real membershipd processes on loopback: route TLS
@@ -30,7 +29,6 @@ import (
 type procCluster struct {
 	t     testing.TB
 	bin   string
-	pki   pki.Dir
 	nodes []*procNode
 }
 
@@ -61,7 +59,7 @@ func newProcCluster(t testing.TB, admin *client.Identity) *procCluster {
 	pkiDir, pass := clusterFiles(t, dir, n)
 	ports := freePorts(t, 4*n) // per node: HTTP, NATS, monitor, route
 	routePorts := ports[3*n:]
-	pc := &procCluster{t: t, bin: bin, pki: pkiDir}
+	pc := &procCluster{t: t, bin: bin}
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
 		nd := &procNode{name: name, stateDir: filepath.Join(dir, name), log: &lockedBuffer{},
