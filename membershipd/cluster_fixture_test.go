@@ -34,7 +34,7 @@ func newTestCluster(t testing.TB, mutate func(i int, cfg *Config)) *testCluster 
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
 		cfg := testConfig(t)
-		// Route reconnects during kills are expected; keep the test log
+		// Route reconnects during restarts are expected; keep the test log
 		// to errors that matter.
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 		cfg.NodeName = name
