@@ -97,6 +97,37 @@ func (tc *testCluster) waitReady(timeout time.Duration) {
 	})
 }
 
+// halt stops node i at once for tests that need the in-process daemon's
+// internals: no lame duck, no leader transfer. It is no crash: the NATS
+// server's Shutdown flushes and closes the JetStream store. Tests of
+// crashes use procCluster.kill (SIGKILL).
+func (tc *testCluster) halt(i int) {
+	tc.t.Helper()
+	d := tc.nodes[i]
+	d.shutdownOnce.Do(func() {
+		if e, ok := d.dataPlane().(*embedded); ok {
+			e.nc.Close()
+			e.srv.Shutdown()
+			e.srv.WaitForShutdown()
+		}
+		if d.httpSrv != nil {
+			d.httpSrv.Close()
+		}
+		if d.stopBackground != nil {
+			d.stopBackground()
+		}
+		d.db.Close()
+	})
+	tc.nodes[i] = nil
+}
+
+// readyzReason is node i's /readyz answer: status and reason.
+func (tc *testCluster) readyzReason(i int) (int, string) {
+	var e apiError
+	code := getJSON(tc.t, endpoint(tc.nodes[i], "/readyz"), &e)
+	return code, e.Error
+}
+
 // clusterFiles makes what the nodes of a test cluster share, under dir: a
 // PKI folder (the layout of unibus pki) with route certificates for n1…nN
 // on 127.0.0.1 and localhost, and a cluster password file, mode 0600.

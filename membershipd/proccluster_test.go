@@ -81,7 +81,7 @@ func newProcCluster(t testing.TB, admin *client.Identity) *procCluster {
 	}
 	if admin != nil {
 		out, err := exec.Command(bin, "bootstrap", "--state-dir", pc.nodes[0].stateDir, "--handle", admin.Handle,
-			"--sign-pub", admin.SignPub(), "--age-recipient", admin.Recipient()).CombinedOutput()
+			"--sign-pub", admin.SignPub(), "--age-recipient", admin.Recipient(), "--vouch", selfVouch(t, admin)).CombinedOutput()
 		if err != nil {
 			t.Fatalf("membershipd bootstrap: %v\n%s", err, out)
 		}
