@@ -1,7 +1,6 @@
 package membershipd
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -397,28 +395,9 @@ func (pc *procCluster) cleanup() {
 	}
 }
 
-// lockedBuffer collects a child's output; the test reads it while the
-// child writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // tail is the last n bytes, cut at a line start.
-func (b *lockedBuffer) tail(n int) string {
-	s := b.String()
+func (l *lockedBuffer) tail(n int) string {
+	s := l.String()
 	if len(s) <= n {
 		return s
 	}
