@@ -13,9 +13,10 @@ import (
 	"github.com/unibus/unibus/pki"
 )
 
-// testCluster is three membershipd nodes on loopback ports with mutual-TLS
-// routes, certificates made for the test, and state dirs that survive a
-// node's crash and restart.
+// testCluster is three in-process membershipd nodes on loopback ports with
+// mutual-TLS routes, certificates made for the test, and state dirs kept
+// across a clean restart. It cannot crash a node (Shutdown flushes the
+// store); tests that kill nodes use procCluster, which SIGKILLs processes.
 type testCluster struct {
 	t     testing.TB
 	pki   pki.Dir
@@ -26,25 +27,14 @@ type testCluster struct {
 func newTestCluster(t testing.TB, mutate func(i int, cfg *Config)) *testCluster {
 	t.Helper()
 	dir := t.TempDir()
-	pkiDir := pki.Dir(filepath.Join(dir, "pki"))
-	cas, err := pkiDir.InitCAs(pki.InitOptions{Cluster: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pass := filepath.Join(dir, "cluster-pass")
-	if err := os.WriteFile(pass, []byte("test-route-password\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const n = 3
+	pkiDir, pass := clusterFiles(t, dir, n)
 	clusterPorts := freePorts(t, n)
 	tc := &testCluster{t: t, pki: pkiDir, nodes: make([]*Daemon, n)}
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
-		if _, err := pkiDir.IssueNode(cas, pki.Node{Name: name, DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, pki.IssueOptions{}); err != nil {
-			t.Fatal(err)
-		}
 		cfg := testConfig(t)
-		// Route reconnects during kills are expected; keep the test log
+		// Route reconnects during restarts are expected; keep the test log
 		// to errors that matter.
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 		cfg.NodeName = name
@@ -59,11 +49,7 @@ func newTestCluster(t testing.TB, mutate func(i int, cfg *Config)) *testCluster 
 			PassFile:     pass,
 			KVReplicas:   3,
 		}
-		for j := range n {
-			if j != i {
-				cfg.Cluster.Routes = append(cfg.Cluster.Routes, fmt.Sprintf("nats://127.0.0.1:%d", clusterPorts[j]))
-			}
-		}
+		cfg.Cluster.Routes = routesFor(i, clusterPorts)
 		if mutate != nil {
 			mutate(i, &cfg)
 		}
@@ -98,14 +84,6 @@ func (tc *testCluster) start(i int) *Daemon {
 	return d
 }
 
-// kill stops node i hard: no lame duck, no leader transfer, no goodbye to
-// the peers; its state dir stays as the crash left it.
-func (tc *testCluster) kill(i int) {
-	tc.t.Helper()
-	tc.nodes[i].crash()
-	tc.nodes[i] = nil
-}
-
 // waitReady waits until every running node's /readyz says 200.
 func (tc *testCluster) waitReady(timeout time.Duration) {
 	tc.t.Helper()
@@ -119,11 +97,69 @@ func (tc *testCluster) waitReady(timeout time.Duration) {
 	})
 }
 
+// halt stops node i at once for tests that need the in-process daemon's
+// internals: no lame duck, no leader transfer. It is no crash: the NATS
+// server's Shutdown flushes and closes the JetStream store. Tests of
+// crashes use procCluster.kill (SIGKILL).
+func (tc *testCluster) halt(i int) {
+	tc.t.Helper()
+	d := tc.nodes[i]
+	d.shutdownOnce.Do(func() {
+		if e, ok := d.dataPlane().(*embedded); ok {
+			e.nc.Close()
+			e.srv.Shutdown()
+			e.srv.WaitForShutdown()
+		}
+		if d.httpSrv != nil {
+			d.httpSrv.Close()
+		}
+		if d.stopBackground != nil {
+			d.stopBackground()
+		}
+		d.db.Close()
+	})
+	tc.nodes[i] = nil
+}
+
 // readyzReason is node i's /readyz answer: status and reason.
 func (tc *testCluster) readyzReason(i int) (int, string) {
 	var e apiError
 	code := getJSON(tc.t, endpoint(tc.nodes[i], "/readyz"), &e)
 	return code, e.Error
+}
+
+// clusterFiles makes what the nodes of a test cluster share, under dir: a
+// PKI folder (the layout of unibus pki) with route certificates for n1…nN
+// on 127.0.0.1 and localhost, and a cluster password file, mode 0600.
+func clusterFiles(t testing.TB, dir string, n int) (pki.Dir, string) {
+	t.Helper()
+	pkiDir := pki.Dir(filepath.Join(dir, "pki"))
+	cas, err := pkiDir.InitCAs(pki.InitOptions{Cluster: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		node := pki.Node{Name: fmt.Sprintf("n%d", i+1), DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+		if _, err := pkiDir.IssueNode(cas, node, pki.IssueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass := filepath.Join(dir, "cluster-pass")
+	if err := os.WriteFile(pass, []byte("test-route-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pkiDir, pass
+}
+
+// routesFor is node i's --routes: every other node's route port.
+func routesFor(i int, routePorts []int) []string {
+	var routes []string
+	for j, p := range routePorts {
+		if j != i {
+			routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+		}
+	}
+	return routes
 }
 
 func freePorts(t testing.TB, n int) []int {
@@ -142,24 +178,4 @@ func freePorts(t testing.TB, n int) []int {
 		ln.Close()
 	}
 	return ports
-}
-
-// crash is a hard stop for tests: the NATS server is shut down without lame
-// duck, HTTP closes its listener, the store closes. Nothing is flushed that
-// a killed process would not have flushed.
-func (d *Daemon) crash() {
-	d.shutdownOnce.Do(func() {
-		if e, ok := d.dataPlane().(*embedded); ok {
-			e.nc.Close()
-			e.srv.Shutdown()
-			e.srv.WaitForShutdown()
-		}
-		if d.httpSrv != nil {
-			d.httpSrv.Close()
-		}
-		if d.stopBackground != nil {
-			d.stopBackground()
-		}
-		d.db.Close()
-	})
 }

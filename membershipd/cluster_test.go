@@ -82,21 +82,12 @@ func isTLSAlert(err error) bool {
 }
 
 // TestClusterControlPlane: the control plane and the bus across three
-// nodes, through the loss and return of one.
+// nodes (real processes), through the SIGKILL and return of one.
 func TestClusterControlPlane(t *testing.T) {
 	alice := mustIdentity(t, "alice")
-	tc := newTestCluster(t, func(i int, cfg *Config) {
-		if i == 0 { // the first admin, made on one node before it starts
-			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient(), selfVouch(t, alice)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
-	tc.waitReady(60 * time.Second)
+	pc := newProcCluster(t, alice)
 	ctx := context.Background()
-	on := func(i int, id *client.Identity) *client.Client {
-		return client.New("http://"+tc.nodes[i].HTTPAddr(), id)
-	}
+	on := func(i int, id *client.Identity) *client.Client { return pc.client(i, id) }
 
 	// A member created on node 1 is seen on node 3 at once.
 	bob := mustIdentity(t, "bob")
@@ -116,7 +107,7 @@ func TestClusterControlPlane(t *testing.T) {
 
 	// The bus: bob on node 3 (his ACL came through the KV watch), alice on node 1.
 	busOn := func(i int, id *client.Identity) *nats.Conn {
-		nc, err := nats.Connect(tc.nodes[i].NATSURL(), id.NATSOptions()...)
+		nc, err := nats.Connect(pc.natsURL(i), id.NATSOptions()...)
 		if err != nil {
 			t.Fatalf("%s on node %d: %v", id.Handle, i+1, err)
 		}
@@ -162,10 +153,10 @@ func TestClusterControlPlane(t *testing.T) {
 	send("across the cluster")
 	receive("across the cluster")
 
-	// Node 2 dies hard. The other two keep serving.
-	tc.kill(1)
+	// Node 2 is SIGKILLed. The other two keep serving.
+	pc.kill(1)
 	waitFor(t, "node 1 to report the missing follower", 20*time.Second, func() bool {
-		code, reason := tc.readyzReason(0)
+		code, reason := pc.readyz(0)
 		return code == 503 && strings.Contains(reason, "followers current")
 	})
 	carol := mustIdentity(t, "carol")
@@ -177,17 +168,26 @@ func TestClusterControlPlane(t *testing.T) {
 	}
 	send("with a node down")
 	receive("with a node down")
-	var h health
-	getJSON(t, endpoint(tc.nodes[0], "/healthz"), &h)
+	h, err := pc.health(0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if c := h.NATS.Cluster; c == nil || c.FollowersCurrent >= c.FollowersExpected || c.Peers != 1 {
 		t.Errorf("healthz with a node down: %+v; want 1 peer and followers short", c)
 	}
 
-	// It comes back and catches up: every follower current again.
-	tc.start(1)
-	tc.waitReady(60 * time.Second)
-	for i := range tc.nodes {
-		getJSON(t, endpoint(tc.nodes[i], "/healthz"), &h)
+	// It comes back on its unclean store and catches up: every follower
+	// current again, its own replicas as full as their leaders'.
+	pc.restart(1)
+	pc.waitConverged(60 * time.Second)
+	if err := pc.replicasCaughtUp(1); err != nil {
+		t.Error(err)
+	}
+	for i := range pc.nodes {
+		h, err := pc.health(i)
+		if err != nil {
+			t.Fatal(err)
+		}
 		c := h.NATS.Cluster
 		if c == nil || !c.Converged || c.FollowersCurrent != c.FollowersExpected || c.ReplicatedStreams == 0 || h.Posture.Store != "kv" || h.Posture.KVReplicas != 3 {
 			t.Errorf("node %d after return: cluster %+v, posture %+v", i+1, c, h.Posture)

@@ -2,204 +2,301 @@ package membershipd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/unibus/unibus/client"
 )
 
-// faultPublisher publishes msgs numbered messages to an R3 stream through
-// one node, each with a Nats-Msg-Id so a retry after a lost ack cannot store
-// a duplicate, and records which were acknowledged. Every loop is bounded.
-type faultPublisher struct {
-	js       jetstream.JetStream
-	subject  string
-	msgs     int
+// The fault tests SIGKILL real membershipd processes (procCluster): a
+// killed node's JetStream store is left exactly as the crash left it, and
+// it must recover from that. The writes are the control plane's own: an
+// admin adds members over HTTP, each one a replicated KV write (the member,
+// its key index, the request's nonce) answered 201 only once it has
+// quorum.
+
+// memberWriter adds members m<prefix>-0 … through one node's control plane,
+// on a few concurrent requests, and records which were acknowledged. A
+// retry after a lost answer that finds the member already there (409
+// exists) counts as acknowledged: the earlier attempt was stored. Every
+// loop is bounded.
+type memberWriter struct {
+	c        *client.Client
+	prefix   string
+	n        int
 	deadline time.Time
 
-	mu       sync.Mutex
-	acked    map[int]uint64 // message number -> stream sequence
-	failures int            // attempts that got no ack (timeout, no quorum)
+	mu         sync.Mutex
+	acked      map[string]string // handle -> its signing key, as written
+	failures   int               // attempts with no answer or a 5xx (no quorum, no leader)
+	unexpected []string          // answers a write should never get
+	done       chan struct{}
 }
 
-func (p *faultPublisher) run(progress chan<- int) {
-	for i := range p.msgs {
-		for attempt := 0; time.Now().Before(p.deadline); attempt++ {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			id := fmt.Sprintf("msg-%d", i)
-			ack, err := p.js.Publish(ctx, p.subject, []byte(id), jetstream.WithMsgID(id))
-			cancel()
-			if err == nil {
-				p.mu.Lock()
-				p.acked[i] = ack.Sequence
-				p.mu.Unlock()
-				break
+func newMemberWriter(c *client.Client, prefix string, n int) *memberWriter {
+	return &memberWriter{c: c, prefix: prefix, n: n, deadline: time.Now().Add(90 * time.Second),
+		acked: map[string]string{}, done: make(chan struct{})}
+}
+
+// start writes on 4 concurrent requests until all n are acknowledged or
+// the deadline passes; done closes then.
+func (w *memberWriter) start(t testing.TB) {
+	next := make(chan int)
+	go func() {
+		for i := range w.n {
+			next <- i
+		}
+		close(next)
+	}()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := range next {
+				w.write(t, i)
 			}
-			p.mu.Lock()
-			p.failures++
-			p.mu.Unlock()
-			time.Sleep(100 * time.Millisecond)
-		}
-		select {
-		case progress <- i:
-		default:
-		}
+		})
 	}
-	close(progress)
+	go func() { wg.Wait(); close(w.done) }()
 }
 
-// checkStream reads the whole stream back and checks that every
-// acknowledged message is there with its content, and nothing twice.
-func checkStream(t *testing.T, js jetstream.JetStream, stream string, p *faultPublisher) {
+func (w *memberWriter) write(t testing.TB, i int) {
+	id, err := client.GenerateIdentity(fmt.Sprintf("m%s-%d", w.prefix, i))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	m := client.Member{Handle: id.Handle, Role: "member", SignPub: id.SignPub(), AgeRecipient: id.Recipient()}
+	for failed := false; time.Now().Before(w.deadline); failed = true {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := w.c.CreateMember(ctx, m)
+		cancel()
+		var apiErr *client.APIError
+		switch {
+		case err == nil, failed && errors.As(err, &apiErr) && apiErr.Code == "exists":
+			w.mu.Lock()
+			w.acked[m.Handle] = m.SignPub
+			w.mu.Unlock()
+			return
+		case errors.As(err, &apiErr) && apiErr.Status < 500:
+			w.mu.Lock()
+			w.unexpected = append(w.unexpected, fmt.Sprintf("%s: %v", m.Handle, err))
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Lock()
+		w.failures++
+		w.mu.Unlock()
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (w *memberWriter) ackedCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+func (w *memberWriter) failureCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failures
+}
+
+// waitAcked waits until n writes are acknowledged.
+func (w *memberWriter) waitAcked(t testing.TB, n int, timeout time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
+	waitFor(t, fmt.Sprintf("%d acknowledged writes", n), timeout, func() bool { return w.ackedCount() >= n })
+}
+
+// finish waits for the writer and checks that it got every write
+// acknowledged, with no answer a write should never get.
+func (w *memberWriter) finish(t testing.TB) {
+	t.Helper()
+	select {
+	case <-w.done:
+	case <-time.After(time.Until(w.deadline) + 10*time.Second):
+		t.Fatal("the writer did not finish")
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, u := range w.unexpected {
+		t.Errorf("unexpected answer to a write: %s", u)
 	}
-	seen := map[string]uint64{}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatalf("read seq %d: %v", seq, err)
-		}
-		if prev, dup := seen[string(m.Data)]; dup {
-			t.Errorf("%s stored twice: seq %d and %d", m.Data, prev, seq)
-		}
-		seen[string(m.Data)] = seq
+	if len(w.acked) != w.n {
+		t.Errorf("with quorum back, every write should be acknowledged in the end: %d of %d", len(w.acked), w.n)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	lost := 0
-	for i, seq := range p.acked {
-		id := fmt.Sprintf("msg-%d", i)
-		if got, ok := seen[id]; !ok || got != seq {
-			lost++
-			if lost < 5 {
-				t.Errorf("acknowledged %s (seq %d) is missing or moved (found at %d)", id, seq, got)
+	t.Logf("writes %d, acknowledged %d, unanswered or refused attempts %d", w.n, len(w.acked), w.failures)
+}
+
+// checkReadable reads every acknowledged member back through node i's
+// control plane: each must be there, with the key that was written.
+func (w *memberWriter) checkReadable(t testing.TB, pc *procCluster, i int, admin *client.Identity) {
+	t.Helper()
+	w.mu.Lock()
+	acked := make(map[string]string, len(w.acked))
+	for h, k := range w.acked {
+		acked[h] = k
+	}
+	w.mu.Unlock()
+	c := pc.client(i, admin)
+	handles := make(chan string)
+	var mu sync.Mutex
+	var lost []string
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for h := range handles {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				m, err := c.Member(ctx, h)
+				cancel()
+				if err != nil || m.SignPub != acked[h] {
+					mu.Lock()
+					lost = append(lost, fmt.Sprintf("%s (%v)", h, err))
+					mu.Unlock()
+				}
 			}
+		})
+	}
+	for h := range acked {
+		handles <- h
+	}
+	close(handles)
+	wg.Wait()
+	if len(lost) > 0 {
+		t.Errorf("node %s: %d of %d acknowledged members lost or changed, e.g. %s",
+			pc.nodes[i].name, len(lost), len(acked), strings.Join(lost[:min(len(lost), 3)], ", "))
+	}
+}
+
+// checkAfterRecovery: the cluster converges, each restarted node's own
+// replicas hold what their leaders hold, and every node serves every
+// acknowledged write.
+func checkAfterRecovery(t *testing.T, pc *procCluster, w *memberWriter, admin *client.Identity, restarted ...int) {
+	t.Helper()
+	pc.waitConverged(60 * time.Second)
+	for _, i := range restarted {
+		var err error
+		waitFor(t, pc.nodes[i].name+"'s replicas to catch up", 30*time.Second, func() bool {
+			err = pc.replicasCaughtUp(i)
+			return err == nil
+		})
+		if err != nil {
+			t.Error(err)
 		}
 	}
-	if lost > 0 {
-		t.Errorf("%d acknowledged messages lost", lost)
+	for i := range pc.nodes {
+		w.checkReadable(t, pc, i, admin)
 	}
-	t.Logf("published %d, acknowledged %d, unacknowledged attempts %d, stored %d, lost 0 of the acknowledged: %v, duplicates: %d",
-		p.msgs, len(p.acked), p.failures, len(seen), lost == 0, int(info.State.Msgs)-len(seen))
 }
 
-// faultSetup makes the cluster and an R3 stream, and a publisher through
-// node 1's own connection (node 1 stays up in both fault tests).
-func faultSetup(t *testing.T, msgs int) (*testCluster, jetstream.JetStream, *faultPublisher) {
-	tc := newTestCluster(t, func(_ int, cfg *Config) { cfg.ShutdownTimeout = 5 * time.Second })
-	tc.waitReady(60 * time.Second)
-	js, err := jetstream.New(tc.nodes[0].dataPlane().conn())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FAULT", Subjects: []string{"fault.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatal(err)
-	}
-	tc.waitReady(30 * time.Second)
-	p := &faultPublisher{js: js, subject: "fault.data", msgs: msgs, deadline: time.Now().Add(90 * time.Second), acked: map[int]uint64{}}
-	return tc, js, p
-}
-
-// TestFaultOneNodeKilled: a node is killed hard mid-stream and restarted;
-// publishing goes on with quorum, /readyz says what is missing, the node
-// catches up, and every acknowledged message is there once.
-func TestFaultOneNodeKilled(t *testing.T) {
+// TestFaults runs the fault scenarios one after another on one cluster
+// (forming one takes seconds of the CI budget); each starts from every node
+// up and the cluster converged, and leaves it so.
+func TestFaults(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fault test: several seconds")
+		t.Skip("fault tests: a 3-process cluster, about a minute")
 	}
-	tc, js, p := faultSetup(t, 1500)
-	progress := make(chan int, 1)
-	done := make(chan struct{})
-	go func() { p.run(progress); close(done) }()
-	waitProgress(t, progress, 300)
+	admin := mustIdentity(t, "alice")
+	pc := newProcCluster(t, admin)
+	for _, sc := range []struct {
+		name string
+		run  func(*testing.T, *procCluster, *client.Identity)
+	}{
+		{"OneNodeKilled", faultOneNodeKilled},
+		{"TwoNodesKilled", faultTwoNodesKilled},
+		{"StreamLeaderKilledMidWrite", faultStreamLeaderKilledMidWrite},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			pc := pc.on(t)
+			for i := range pc.nodes {
+				if !pc.running(i) { // an earlier scenario failed half-way
+					pc.start(i)
+				}
+			}
+			pc.waitConverged(60 * time.Second)
+			sc.run(t, pc, admin)
+		})
+	}
+}
 
-	tc.kill(1)
+// faultOneNodeKilled: a node is SIGKILLed while members are being
+// written; writes go on with two of three, /readyz says what is missing,
+// and the node restarts on its unclean store and catches up, with every
+// acknowledged write on every node.
+func faultOneNodeKilled(t *testing.T, pc *procCluster, admin *client.Identity) {
+	w := newMemberWriter(pc.client(0, admin), "one", 300)
+	w.start(t)
+	w.waitAcked(t, 80, 60*time.Second)
+	pc.kill(1)
 	waitFor(t, "node 1 to report the missing follower", 20*time.Second, func() bool {
-		code, reason := tc.readyzReason(0)
+		code, reason := pc.readyz(0)
 		return code == 503 && strings.Contains(reason, "followers current")
 	})
-	waitProgress(t, progress, 800) // writes go on with two of three
-	tc.start(1)
-	<-done
-	tc.waitReady(60 * time.Second)
-	if len(p.acked) != p.msgs {
-		t.Errorf("with quorum, every message should be acknowledged in the end: %d of %d", len(p.acked), p.msgs)
-	}
-	checkStream(t, js, "FAULT", p)
+	w.waitAcked(t, 180, 60*time.Second) // writes go on with two of three
+	pc.restart(1)
+	w.finish(t)
+	checkAfterRecovery(t, pc, w, admin, 1)
 }
 
-// TestFaultTwoNodesKilled: two nodes die at once; the stream stalls
-// without quorum (publishes get no ack), then recovers when they return,
-// with nothing acknowledged lost.
-func TestFaultTwoNodesKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault test: several seconds")
-	}
-	tc, js, p := faultSetup(t, 600)
-	progress := make(chan int, 1)
-	done := make(chan struct{})
-	go func() { p.run(progress); close(done) }()
-	waitProgress(t, progress, 200)
+// faultTwoNodesKilled: two nodes are SIGKILLed at once; without quorum
+// no write is acknowledged, and when they return (both on unclean stores)
+// writing resumes with nothing acknowledged lost.
+func faultTwoNodesKilled(t *testing.T, pc *procCluster, admin *client.Identity) {
+	w := newMemberWriter(pc.client(0, admin), "two", 200)
+	w.start(t)
+	w.waitAcked(t, 60, 60*time.Second)
 
-	var wg sync.WaitGroup
-	for _, i := range []int{1, 2} {
-		wg.Go(func() { tc.nodes[i].crash() })
+	pc.kill(1, 2)
+	before := w.failureCount()
+	waitFor(t, "writes to stall without quorum", 30*time.Second, func() bool { return w.failureCount() >= before+3 })
+	stalledAt := w.ackedCount()
+	time.Sleep(time.Second)
+	if n := w.ackedCount() - stalledAt; n != 0 {
+		t.Errorf("%d writes acknowledged without quorum", n)
 	}
-	wg.Wait()
-	tc.nodes[1], tc.nodes[2] = nil, nil
-	p.mu.Lock()
-	before := p.failures
-	p.mu.Unlock()
-	waitFor(t, "publishes to stall without quorum", 30*time.Second, func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.failures >= before+3
-	})
-	p.mu.Lock()
-	stalledAt := len(p.acked)
-	p.mu.Unlock()
-	time.Sleep(time.Second) // still nothing acknowledged without quorum
-	p.mu.Lock()
-	if len(p.acked) != stalledAt {
-		t.Errorf("acknowledged %d messages without quorum", len(p.acked)-stalledAt)
-	}
-	p.mu.Unlock()
 
-	tc.start(1)
-	tc.start(2)
-	<-done
-	tc.waitReady(60 * time.Second)
-	if len(p.acked) != p.msgs {
-		t.Errorf("after recovery every message should be acknowledged: %d of %d", len(p.acked), p.msgs)
-	}
-	checkStream(t, js, "FAULT", p)
+	pc.start(1)
+	pc.start(2)
+	pc.waitReady(1, 60*time.Second)
+	pc.waitReady(2, 60*time.Second)
+	w.finish(t)
+	checkAfterRecovery(t, pc, w, admin, 1, 2)
 }
 
-func waitProgress(t *testing.T, progress <-chan int, n int) {
-	t.Helper()
-	deadline := time.After(60 * time.Second)
-	for {
-		select {
-		case i, ok := <-progress:
-			if !ok || i >= n {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("publisher did not reach message %d", n)
-		}
+// faultStreamLeaderKilledMidWrite: the leader of the members bucket's
+// stream is SIGKILLed while writes to it are in flight. A new leader takes
+// over, writes resume, and after the restart the old leader's replica,
+// recovered from a store killed mid-append, holds exactly what the new
+// leader holds; no acknowledged write is lost.
+func faultStreamLeaderKilledMidWrite(t *testing.T, pc *procCluster, admin *client.Identity) {
+	const stream = "KV_unibus_members"
+	leader, err := pc.streamLeader(stream)
+	if err != nil {
+		t.Fatal(err)
 	}
+	via := (leader + 1) % len(pc.nodes)
+	w := newMemberWriter(pc.client(via, admin), "lead", 300)
+	w.start(t)
+	w.waitAcked(t, 100, 60*time.Second)
+
+	killed := time.Now()
+	pc.kill(leader) // the writer's requests are in flight: no pause before
+	atKill := w.ackedCount()
+	w.waitAcked(t, atKill+1, 60*time.Second)
+	resumed := time.Since(killed)
+	newLeader, err := pc.streamLeader(stream)
+	if err != nil || newLeader == leader {
+		t.Fatalf("writes resumed, yet the leader of %s is %d (%v); want a node other than %d", stream, newLeader, err, leader)
+	}
+	w.waitAcked(t, atKill+50, 60*time.Second) // and go on with two of three
+	t.Logf("%s: leader %s killed with %d writes acknowledged; %s leads; writes acknowledged again %s after the kill",
+		stream, pc.nodes[leader].name, atKill, pc.nodes[newLeader].name, resumed.Round(time.Millisecond))
+
+	pc.restart(leader)
+	w.finish(t)
+	checkAfterRecovery(t, pc, w, admin, leader)
 }

@@ -103,11 +103,11 @@ func TestHealthzCannotLoadTheCluster(t *testing.T) {
 		})
 	}
 	// One node down: followers are not current.
-	tc.kill(1)
+	tc.halt(1)
 	checkBodies("not converged, one node down", `"not_ready","error":"not_converged: followers current`)
 	// Two down: streams lose their leaders, then the meta leader goes and
 	// JetStream stops answering; the reason stays quorum_lost throughout.
-	tc.kill(2)
+	tc.halt(2)
 	checkBodies("quorum lost, two nodes down", `"reason":"quorum_lost"`)
 	checkBodies("meta leader lost, two nodes down", `"meta_leader_known":false`, `"reason":"quorum_lost"`)
 }

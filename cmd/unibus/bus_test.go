@@ -2,40 +2,25 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/unibus/unibus/internal/testbin"
 )
 
-// membershipdBin builds the real membershipd once per test process, for
-// scripts that run it in the background.
-var membershipdBin = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "unibus-test-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "membershipd")
-	out, err := exec.Command("go", "build", "-o", bin, "../membershipd").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build membershipd: %v\n%s", err, out)
-	}
-	return dir, nil
-})
-
-// setupPath puts the real membershipd on the scripts' PATH.
+// setupPath puts the real membershipd, built once per test process, on the
+// scripts' PATH.
 func setupPath(env *testscript.Env) error {
-	dir, err := membershipdBin()
+	bin, err := testbin.Membershipd()
 	if err != nil {
 		return err
 	}
-	env.Setenv("PATH", dir+string(os.PathListSeparator)+env.Getenv("PATH"))
+	env.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+env.Getenv("PATH"))
 	env.Defer(func() { killExecUnits(env.WorkDir) })
 	return nil
 }

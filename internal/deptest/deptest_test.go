@@ -42,6 +42,7 @@ func TestNoTestingInProduction(t *testing.T) {
 		"testing": true,
 		"github.com/rogpeppe/go-internal/testscript":   true,
 		"github.com/unibus/unibus/internal/scripttest": true,
+		"github.com/unibus/unibus/internal/testbin":    true,
 	}
 	for _, prog := range []string{"cmd/unibus", "cmd/membershipd"} {
 		for _, d := range deps(t, "github.com/unibus/unibus/"+prog) {
