@@ -11,7 +11,7 @@ LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
 # with the race detector, which needs cgo (the binaries stay CGO_ENABLED=0).
 TESTFLAGS ?= -count=1 -p 2 -timeout 25m -race
 
-.PHONY: build run down run-single deps test lint bench bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec fuzz clean
+.PHONY: build run down run-single deps test lint bench bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec bench-apply fuzz clean
 # Fuzz targets as package:Target; `make test` runs each briefly, from the
 # committed corpus in testdata/fuzz (new finds land in the Go cache; copy
 # them into testdata/fuzz to keep them).
@@ -69,7 +69,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 # Benchmarks are never part of `make test`: the machine is shared and noisy.
-bench: bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec
+bench: bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec bench-apply
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
@@ -84,6 +84,11 @@ bench-controlplane: build
 # rounds (target: HTTPS at 0.8x HTTP or better). Short rounds: shared machine.
 bench-https: build
 	./scripts/bench-controlplane.sh -https -rounds 3 -duration 5s
+
+# unibus apply of the local cluster, from nothing to three ready nodes,
+# beside the same three processes started by hand; plan and no-op apply.
+bench-apply: build
+	$(GO) run ./internal/cmd/applybench -rounds 5
 
 # Send->receive latency on the commit before the NATS account split and on
 # this tree, interleaved.

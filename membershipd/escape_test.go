@@ -425,14 +425,7 @@ func TestBusEscapeSingleNode(t *testing.T) {
 
 func TestBusEscapeCluster(t *testing.T) {
 	alice := mustIdentity(t, "alice")
-	tc := newTestCluster(t, func(i int, cfg *Config) {
-		if i == 0 {
-			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient(), selfVouch(t, alice)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
-	tc.waitReady(60 * time.Second)
+	tc := newClusterWithAdmin(t, alice)
 	base := "http://" + tc.nodes[0].HTTPAddr()
 	malloryID, carolID := mustIdentity(t, "mallory"), mustIdentity(t, "carol2")
 	mallory, carol := client.New(base, malloryID), client.New(base, carolID)

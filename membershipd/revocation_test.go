@@ -22,20 +22,10 @@ import (
 // the update lands.
 func TestRevocationFailsClosed(t *testing.T) {
 	alice := mustIdentity(t, "alice")
-	tc := newTestCluster(t, func(i int, cfg *Config) {
-		if i == 0 {
-			if _, err := Bootstrap(context.Background(), cfg.StateDir, "alice", alice.SignPub(), alice.Recipient(), selfVouch(t, alice)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
-	tc.waitReady(60 * time.Second)
+	tc := newClusterWithAdmin(t, alice)
 	ctx := context.Background()
 	admin := client.New("http://"+tc.nodes[0].HTTPAddr(), alice)
-	bob := mustIdentity(t, "bob")
-	if _, err := admin.CreateMember(ctx, client.Member{Handle: "bob", Role: "member", SignPub: bob.SignPub(), AgeRecipient: bob.Recipient()}); err != nil {
-		t.Fatal(err)
-	}
+	bob := addMemberOn(t, admin, "bob")
 	room, err := admin.CreateRoom(ctx, "ops")
 	if err != nil {
 		t.Fatal(err)
@@ -43,10 +33,7 @@ func TestRevocationFailsClosed(t *testing.T) {
 	if _, err := admin.AddRoomMember(ctx, room.ID, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	carol := mustIdentity(t, "carol") // a member, not in the room
-	if _, err := admin.CreateMember(ctx, client.Member{Handle: "carol", Role: "member", SignPub: carol.SignPub(), AgeRecipient: carol.Recipient()}); err != nil {
-		t.Fatal(err)
-	}
+	carol := addMemberOn(t, admin, "carol") // a member, not in the room
 	subject := client.Subject(room.ID, "chat")
 	for i := range tc.nodes {
 		waitFor(t, fmt.Sprintf("bob's room on node %d", i+1), 20*time.Second, func() bool {
@@ -54,13 +41,7 @@ func TestRevocationFailsClosed(t *testing.T) {
 		})
 		// Carol is known on every node (she connects) and still kept out
 		// of the room on each, the remote ones included.
-		waitFor(t, fmt.Sprintf("carol known on node %d", i+1), 20*time.Second, func() bool {
-			nc, err := nats.Connect(tc.nodes[i].NATSURL(), carol.NATSOptions()...)
-			if err == nil {
-				nc.Close()
-			}
-			return err == nil
-		})
+		waitKnown(t, tc.nodes[i].NATSURL(), carol)
 		if busAllows(tc.nodes[i].NATSURL(), carol, subject) {
 			t.Errorf("node %d lets carol, not in the room, subscribe to it", i+1)
 		}
@@ -172,29 +153,16 @@ func TestRevocationFailsClosed(t *testing.T) {
 // and nothing in the gap is missed.
 func TestMembershipWatchSurvivesLostConsumer(t *testing.T) {
 	alice := mustIdentity(t, "alice")
-	// Every node gets alice as --first-admin; the first to find no admin
-	// creates her.
-	firstAdmin := writeFirstAdmin(t, alice)
-	tc := newTestCluster(t, func(i int, cfg *Config) { cfg.FirstAdminFile = firstAdmin })
-	tc.waitReady(60 * time.Second)
+	tc := newClusterWithAdmin(t, alice)
 	ctx := context.Background()
 	admin := client.New("http://"+tc.nodes[0].HTTPAddr(), alice)
-	bob := mustIdentity(t, "bob")
-	if _, err := admin.CreateMember(ctx, client.Member{Handle: "bob", Role: "member", SignPub: bob.SignPub(), AgeRecipient: bob.Recipient()}); err != nil {
-		t.Fatal(err)
-	}
+	bob := addMemberOn(t, admin, "bob")
 	room, err := admin.CreateRoom(ctx, "ops")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range tc.nodes {
-		waitFor(t, fmt.Sprintf("bob known on node %d", i+1), 20*time.Second, func() bool {
-			nc, err := nats.Connect(tc.nodes[i].NATSURL(), bob.NATSOptions()...)
-			if err == nil {
-				nc.Close()
-			}
-			return err == nil
-		})
+		waitKnown(t, tc.nodes[i].NATSURL(), bob)
 	}
 
 	js, err := jetstream.New(tc.nodes[2].dataPlane().conn())
@@ -226,4 +194,38 @@ func TestMembershipWatchSurvivesLostConsumer(t *testing.T) {
 			return busAllows(tc.nodes[i].NATSURL(), bob, subject)
 		})
 	}
+}
+
+// newClusterWithAdmin is a ready three-node cluster whose first admin is
+// admin: every node has it as --first-admin, and the first to find no
+// admin creates it.
+func newClusterWithAdmin(t *testing.T, admin *client.Identity) *testCluster {
+	t.Helper()
+	firstAdmin := writeFirstAdmin(t, admin)
+	tc := newTestCluster(t, func(i int, cfg *Config) { cfg.FirstAdminFile = firstAdmin })
+	tc.waitReady(60 * time.Second)
+	return tc
+}
+
+// addMemberOn has admin add a plain member named handle.
+func addMemberOn(t *testing.T, admin *client.Client, handle string) *client.Identity {
+	t.Helper()
+	id := mustIdentity(t, handle)
+	if _, err := admin.CreateMember(context.Background(), client.Member{Handle: handle, Role: "member", SignPub: id.SignPub(), AgeRecipient: id.Recipient()}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// waitKnown waits until id can log into the node at url: its user has
+// reached that node.
+func waitKnown(t *testing.T, url string, id *client.Identity) {
+	t.Helper()
+	waitFor(t, id.Handle+" known on "+url, 20*time.Second, func() bool {
+		nc, err := nats.Connect(url, id.NATSOptions()...)
+		if err == nil {
+			nc.Close()
+		}
+		return err == nil
+	})
 }

@@ -46,6 +46,30 @@ func clusterSpecOn(t testing.TB, dir, net, operator string, nodes []string) {
 
 // Every example renders as written, and every unit it renders passes
 // systemd-analyze verify and round-trips through go-systemd's parser.
+// keysAsApplyWould gives a spec that ships no keys (local-cluster) what
+// unibus apply fills in: an operator recipient (the operator's identity)
+// and, for a node with no pinned recipient, the recipient of the identity
+// apply makes on it. It returns the operator's identity.
+func keysAsApplyWould(t *testing.T, s *Spec) []age.Identity {
+	t.Helper()
+	if len(s.Cluster.OperatorRecipients) > 0 {
+		return nil
+	}
+	op, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Cluster.OperatorRecipients = []age.Recipient{op.Recipient()}
+	s.Cluster.OperatorRecipientStrings = []string{op.Recipient().String()}
+	for i := range s.Nodes {
+		if s.Nodes[i].AgeRecipient == "" {
+			id, _ := age.GenerateX25519Identity()
+			s.Nodes[i].AgeRecipient = id.Recipient().String()
+		}
+	}
+	return []age.Identity{op}
+}
+
 func TestExamplesRender(t *testing.T) {
 	examples, _ := filepath.Glob("../examples/*/cluster.hcl")
 	if len(examples) != 3 {
@@ -55,7 +79,7 @@ func TestExamplesRender(t *testing.T) {
 		name := filepath.Base(filepath.Dir(ex))
 		t.Run(name, func(t *testing.T) {
 			spec := mustLoad(t, copySpec(t, filepath.Dir(ex)), nil)
-			d := mustRender(t, spec, RenderOptions{})
+			d := mustRender(t, spec, RenderOptions{Identities: keysAsApplyWould(t, spec)})
 			out := t.TempDir()
 			if err := d.WriteTree(out); err != nil {
 				t.Fatal(err)

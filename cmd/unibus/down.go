@@ -20,15 +20,7 @@ func newDownCmd(ui cli.UI) *cobra.Command {
 state and identities stay; unibus apply starts the nodes again.`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rest, err := parseSpecFlags(cmd, args)
-			if err != nil {
-				return err
-			}
-			specPath, err := specArg(rest)
-			if err != nil {
-				return err
-			}
-			spec, err := loadSpec(ui, specPath, vars)
+			spec, _, err := specFromArgs(ui, cmd, args, vars)
 			if err != nil {
 				return err
 			}

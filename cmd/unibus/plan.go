@@ -36,15 +36,7 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes,
 1 error, 2 changes.`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rest, err := parseSpecFlags(cmd, args)
-			if err != nil {
-				return err
-			}
-			specPath, err := specArg(rest)
-			if err != nil {
-				return err
-			}
-			spec, err := loadSpec(ui, specPath, vars)
+			spec, specPath, err := specFromArgs(ui, cmd, args, vars)
 			if err != nil {
 				return err
 			}

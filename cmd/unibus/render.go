@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
@@ -95,6 +97,29 @@ password sealed to a new node.`,
 	return cmd
 }
 
+// specFromArgs is the start of every spec command: its flags parsed, the
+// SPEC argument, the spec loaded.
+func specFromArgs(ui cli.UI, cmd *cobra.Command, args []string, vars varFlag) (*provision.Spec, string, error) {
+	rest, err := parseSpecFlags(cmd, args)
+	if err != nil {
+		return nil, "", err
+	}
+	specPath, err := specArg(rest)
+	if err != nil {
+		return nil, "", err
+	}
+	spec, err := loadSpec(ui, specPath, vars)
+	return spec, specPath, err
+}
+
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
 // specArg is the SPEC argument: a file or folder, the current folder by
 // default.
 func specArg(args []string) (string, error) {
@@ -110,6 +135,9 @@ func specArg(args []string) (string, error) {
 // loadSpec loads a spec and prints its diagnostics as hcl's text writer
 // does; errors end the command with one line saying how many.
 func loadSpec(ui cli.UI, path string, vars map[string]string) (*provision.Spec, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, cli.WithHint(fmt.Errorf("spec %s: %w", path, unwrapPathErr(err)), "give a .hcl file or a folder of .hcl files (SPEC defaults to the current folder)")
+	}
 	spec, srcs, diags := provision.LoadFiles(path, vars)
 	if len(diags) > 0 {
 		_ = provision.WriteDiagnostics(ui.W, srcs, diags)
