@@ -102,8 +102,16 @@ func busUsers(members []store.Member, rooms []store.Room, daemonPub string, gran
 		Account:                daemonAcc,
 		AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 	}}
+	memberKeys := map[string]bool{}
+	for _, m := range members {
+		memberKeys[m.SignPub] = true
+	}
 	for _, g := range grants {
-		users = append(users, g.user(daemonAcc))
+		// A member made since with the grant's key keeps its own account:
+		// two users with one nkey would make every reload fail.
+		if !memberKeys[g.nkey] {
+			users = append(users, g.user(daemonAcc))
+		}
 	}
 	for _, m := range members {
 		users = append(users, &server.NkeyUser{

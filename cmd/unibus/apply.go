@@ -109,7 +109,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 	if err != nil {
 		return err
 	}
-	op, err := loadOperator(ui, true)
+	op, freshOperator, err := loadOperator(ui, true)
 	if err != nil {
 		return err
 	}
@@ -122,6 +122,13 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 		return err
 	}
 	ids = append(ids, more...)
+	// Refused before anything is written: apply never leaves files on a
+	// node whose service it cannot then start.
+	for i := range spec.Nodes {
+		if _, err := managerFor(&spec.Nodes[i]); err != nil {
+			return cli.WithHint(fmt.Errorf("node %s: %w", spec.Nodes[i].Name, err), "unibus plan and unibus render work for every node; apply needs manager = \"exec\" on this machine for now")
+		}
+	}
 	lock, err := provision.AcquireLock(spec.Cluster.StateDir, "apply", r.lockTimeout)
 	var locked *provision.LockedError
 	if errors.As(err, &locked) {
@@ -146,18 +153,16 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 			return cli.WithHint(fmt.Errorf("the saved plan is stale: %w", err), "make a new one with unibus plan -out FILE, or apply the spec itself")
 		}
 	}
-	created, err := provision.PrepareNodes(ctx, spec, nil)
-	if err != nil {
-		return err
-	}
-	if len(created) > 0 {
-		ui.Printf("made the age identity of %s on the node (it never leaves it)", strings.Join(created, ", "))
-		if p, err = provision.MakePlan(ctx, spec, opts); err != nil {
-			return err
+	w := cmd.OutOrStdout()
+	// A node without its age identity yet: sealing to it is known only
+	// once apply has made the identity on the node, after the question.
+	missing := false
+	for _, n := range p.Input.Nodes {
+		if n.Recipient == "" {
+			missing = true
 		}
 	}
-	w := cmd.OutOrStdout()
-	if !p.Doc.Changed() {
+	if !p.Doc.Changed() && !missing && !freshOperator {
 		fmt.Fprintln(w, "No changes. Every node matches the spec.")
 		return nil
 	}
@@ -169,6 +174,21 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 			if err := confirm(cmd); err != nil {
 				return err
 			}
+		}
+	}
+	if freshOperator {
+		if err := saveOperator(ui, op); err != nil {
+			return err
+		}
+	}
+	created, err := provision.PrepareNodes(ctx, spec, nil)
+	if err != nil {
+		return err
+	}
+	if len(created) > 0 {
+		ui.Printf("made the age identity of %s on the node (it never leaves it)", strings.Join(created, ", "))
+		if p, err = provision.MakePlan(ctx, spec, opts); err != nil {
+			return err
 		}
 	}
 	res, err := provision.Apply(ctx, p, provision.ApplyOptions{
@@ -214,7 +234,7 @@ func managerFor(n *provision.Node) (units.Manager, error) {
 		}
 		return units.NewExecManager(n.Target.Root, n.Target.Scope), nil
 	}
-	return nil, fmt.Errorf("manager %s: unibus apply drives only manager = \"exec\" so far; install the rendered files and run systemctl daemon-reload and restart", n.Target.Manager)
+	return nil, fmt.Errorf("manager %s: unibus apply drives only manager = \"exec\" so far", n.Target.Manager)
 }
 
 // observeService is the plan's view of a node's service.

@@ -25,33 +25,40 @@ import (
 
 func operatorIdentityPath() string { return envOr("UNIBUS_IDENTITY", defaultIdentityPath()) }
 
-// loadOperator reads the operator's identity; with create, a missing one
-// is made (once) and its path said. It returns nil, nil when there is none
-// and create is false.
-func loadOperator(ui cli.UI, create bool) (*client.Identity, error) {
-	path := operatorIdentityPath()
-	id, err := client.LoadIdentity(path)
+// loadOperator reads the operator's identity. With create, a missing one
+// is made in memory and fresh is true: apply writes it with saveOperator
+// only once the operator said yes, so a refused apply leaves nothing. It
+// returns nil when there is none and create is false.
+func loadOperator(ui cli.UI, create bool) (id *client.Identity, fresh bool, err error) {
+	id, err = client.LoadIdentity(operatorIdentityPath())
 	if err == nil {
-		return id, nil
+		return id, false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		return nil, false, err
 	}
 	if !create {
-		return nil, nil
+		return nil, false, nil
 	}
 	id, err = client.GenerateIdentity(operatorHandle())
-	if err != nil {
-		return nil, err
+	return id, true, err
+}
+
+// saveOperator writes a fresh operator identity, refusing to replace one
+// that appeared meanwhile.
+func saveOperator(ui cli.UI, id *client.Identity) error {
+	path := operatorIdentityPath()
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("%s appeared while apply ran; run apply again to use it", path)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
+		return err
 	}
 	if err := pki.WriteFileAtomic(path, id.Marshal(), 0o600); err != nil {
-		return nil, err
+		return err
 	}
 	ui.Printf("made your operator identity %s (handle %s; keep it 0600, it opens the cluster's CA keys and password)", path, id.Handle)
-	return id, nil
+	return nil
 }
 
 var handleChars = regexp.MustCompile(`[^a-z0-9_-]+`)

@@ -40,7 +40,7 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes,
 			if err != nil {
 				return err
 			}
-			op, err := loadOperator(ui, false)
+			op, _, err := loadOperator(ui, false)
 			if err != nil {
 				return err
 			}

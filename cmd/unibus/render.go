@@ -52,7 +52,7 @@ password sealed to a new node.`,
 			if err != nil {
 				return err
 			}
-			op, err := loadOperator(ui, false)
+			op, _, err := loadOperator(ui, false)
 			if err != nil {
 				return err
 			}
