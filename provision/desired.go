@@ -24,7 +24,9 @@ type Desired struct {
 type NodeFiles struct {
 	Node   string
 	Target Target
-	Files  []File
+	// Unit is the membershipd unit's name on this node.
+	Unit  string
+	Files []File
 }
 
 // File is one file a node must have.

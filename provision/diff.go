@@ -74,8 +74,8 @@ func Diff(s *Spec, d *Desired, nodes map[string]*NodeState, now time.Time, key [
 					Reasons: []string{"no longer in the spec"}})
 			}
 		}
-		np.UnitDiff = unitDiff(nf, obs, d.Unit)
-		np.Restart = restart(nf, obs, d.Unit, np.Changes)
+		np.UnitDiff = unitDiff(nf, obs, nf.Unit)
+		np.Restart = restart(nf, obs, nf.Unit, np.Changes)
 		out = append(out, np)
 	}
 	return out

@@ -126,7 +126,7 @@ func verifyUnits(t testing.TB, out string, d *Desired) {
 		t.Fatal("systemd-analyze is missing: run make deps (it installs the systemd package)")
 	}
 	for _, n := range d.Nodes {
-		if err := units.Verify(context.Background(), filepath.Join(out, n.Node), n.Target.Scope, d.Unit); err != nil {
+		if err := units.Verify(context.Background(), filepath.Join(out, n.Node), n.Target.Scope, n.Unit); err != nil {
 			t.Errorf("node %s: %v", n.Node, err)
 		}
 	}

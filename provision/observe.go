@@ -152,7 +152,7 @@ func observeNode(ctx context.Context, s *Spec, n *Node, o ObserveOptions) (*Node
 		return nil, err
 	}
 	if o.Service != nil {
-		if st.Service, err = o.Service(ctx, n, s.UnitName()); err != nil {
+		if st.Service, err = o.Service(ctx, n, s.UnitNameFor(n)); err != nil {
 			return nil, err
 		}
 	}
@@ -170,7 +170,7 @@ var knownUnits = []string{"membershipd-cluster.service", "unibus-membershipd.ser
 func ownedPaths(s *Spec, n *Node) []string {
 	sc := n.Target.Scope
 	out := []string{sc.ConfigDir()}
-	names := append(slices.Clone(knownUnits), s.UnitName())
+	names := append(slices.Clone(knownUnits), s.UnitNameFor(n))
 	slices.Sort(names)
 	for _, u := range slices.Compact(names) {
 		out = append(out, sc.UnitPath(u), sc.UnitPath(u)+".d")

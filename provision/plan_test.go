@@ -309,7 +309,7 @@ func TestMakePlanReadOnlyAndSecretFree(t *testing.T) {
 	// hand, a sealed file replaced, a key's mode loosened.
 	spec := mustLoad(t, f.dir, map[string]string{"monitor": "true"})
 	root1 := filepath.Join(f.dir, "roots", "n1")
-	unit := filepath.Join(root1, "etc/systemd/system/membershipd-cluster.service")
+	unit := filepath.Join(root1, "etc/systemd/system/membershipd-n1.service")
 	data, _ := os.ReadFile(unit)
 	if err := os.WriteFile(unit, bytes.Replace(data, []byte("Restart=on-failure"), []byte("Restart=no"), 1), 0o644); err != nil {
 		t.Fatal(err)
@@ -336,8 +336,8 @@ func TestMakePlanReadOnlyAndSecretFree(t *testing.T) {
 		lines = append(lines, c.Action+" "+c.Path+" "+strings.Join(c.Reasons, "; "))
 	}
 	sameLines(t, "n1's changes", lines, []string{
-		"change etc/systemd/system/membershipd-cluster.service content changed",
-		"add etc/systemd/system/membershipd-cluster.service.d/nats-monitor.conf ",
+		"change etc/systemd/system/membershipd-n1.service content changed",
+		"add etc/systemd/system/membershipd-n1.service.d/nats-monitor.conf ",
 		"change etc/unibus/cluster-pass.age content changed",
 		"change etc/unibus/tls/route.key mode changed (0644 -> 0600)",
 	})

@@ -71,12 +71,13 @@ type unitData struct {
 	MonitorPort         int
 }
 
-// stateDirectory is the StateDirectory= name; %S/<it> is the state dir in
-// both scopes (and the exec supervisor maps %S under the node's root).
-const stateDirectory = "membershipd"
+// A node's StateDirectory= name (Spec.StateDirectoryFor): %S/<it> is the
+// state dir in both scopes (and the exec supervisor maps %S under the
+// node's root).
 
 func renderNode(s *Spec, n *Node, certs *pkiState, sealed content) (NodeFiles, error) {
-	nf := NodeFiles{Node: n.Name, Target: n.Target}
+	nf := NodeFiles{Node: n.Name, Target: n.Target, Unit: s.UnitNameFor(n)}
+	stateDirectory := s.StateDirectoryFor(n)
 	scope := n.Target.Scope
 	cfg := scope.ConfigDir()
 	tls := path.Join(cfg, "tls")
@@ -168,7 +169,7 @@ func renderNode(s *Spec, n *Node, certs *pkiState, sealed content) (NodeFiles, e
 	}
 	data.Credentials = creds
 
-	unitName := s.UnitName()
+	unitName := nf.Unit
 	for _, f := range []struct {
 		tmpl, path string
 		want       bool

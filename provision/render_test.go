@@ -44,8 +44,6 @@ func clusterSpecOn(t testing.TB, dir, net, operator string, nodes []string) {
 	}
 }
 
-// Every example renders as written, and every unit it renders passes
-// systemd-analyze verify and round-trips through go-systemd's parser.
 // keysAsApplyWould gives a spec that ships no keys (local-cluster) what
 // unibus apply fills in: an operator recipient (the operator's identity)
 // and, for a node with no pinned recipient, the recipient of the identity
@@ -70,6 +68,9 @@ func keysAsApplyWould(t *testing.T, s *Spec) []age.Identity {
 	return []age.Identity{op}
 }
 
+// Every example renders as written (with what apply fills in), and every
+// unit it renders passes systemd-analyze verify and round-trips through
+// go-systemd's parser.
 func TestExamplesRender(t *testing.T) {
 	examples, _ := filepath.Glob("../examples/*/cluster.hcl")
 	if len(examples) != 3 {
@@ -114,7 +115,7 @@ func TestThreeHostsSecurityScore(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range d.Nodes {
-		exp, err := units.Security(context.Background(), filepath.Join(out, n.Node), units.System, d.Unit)
+		exp, err := units.Security(context.Background(), filepath.Join(out, n.Node), units.System, n.Unit)
 		if err != nil {
 			t.Fatal(err)
 		}

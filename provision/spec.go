@@ -119,12 +119,42 @@ type Target struct {
 // rather than a single node.
 func (s *Spec) IsCluster() bool { return len(s.Nodes) > 1 }
 
-// UnitName is the name of the membershipd unit on every node.
+// UnitName is the name of the membershipd unit of a node that has its
+// machine to itself.
 func (s *Spec) UnitName() string {
 	if s.IsCluster() {
 		return "membershipd-cluster.service"
 	}
 	return "unibus-membershipd.service"
+}
+
+// UnitNameFor is node n's unit name. Nodes that share one machine (the
+// same ssh target, or this machine, each under a root of its own, as
+// local-cluster's) get names of their own, membershipd-<node>.service, so
+// one service manager can run them all.
+func (s *Spec) UnitNameFor(n *Node) string {
+	if s.sharesMachine(n) {
+		return "membershipd-" + n.Name + ".service"
+	}
+	return s.UnitName()
+}
+
+// StateDirectoryFor is node n's StateDirectory= name, distinct for nodes
+// sharing a machine as their unit names are.
+func (s *Spec) StateDirectoryFor(n *Node) string {
+	if s.sharesMachine(n) {
+		return "membershipd-" + n.Name
+	}
+	return "membershipd"
+}
+
+func (s *Spec) sharesMachine(n *Node) bool {
+	for i := range s.Nodes {
+		if o := &s.Nodes[i]; o.Name != n.Name && o.Target.SSH == n.Target.SSH && o.Target.Root != n.Target.Root {
+			return true
+		}
+	}
+	return false
 }
 
 // Node returns the named node, or nil.

@@ -53,7 +53,7 @@ func TestExecLoadsRenderedLocalCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range d.Nodes {
-		u, err := units.LoadExecUnit(filepath.Join(out, n.Node), n.Target.Scope, d.Unit)
+		u, err := units.LoadExecUnit(filepath.Join(out, n.Node), n.Target.Scope, n.Unit)
 		if err != nil {
 			t.Fatalf("node %s: %v", n.Node, err)
 		}

@@ -57,8 +57,8 @@ func TestRenderedExecStartParses(t *testing.T) {
 	if _, err := provision.Apply(ctx, p, provision.ApplyOptions{Identities: []age.Identity{op}}); err != nil {
 		t.Fatal(err)
 	}
-	unit := spec.UnitName()
 	for _, n := range spec.Nodes {
+		unit := spec.UnitNameFor(&n)
 		u, err := units.LoadExecUnit(n.Target.Root, n.Target.Scope, unit)
 		if err != nil {
 			t.Fatalf("node %s: %v", n.Name, err)
@@ -87,6 +87,17 @@ func TestRenderedExecStartParses(t *testing.T) {
 			t.Fatalf("node %s: base unit's ExecStart: %v", n.Name, err)
 		}
 		cfg.StateDir = t.TempDir()
+		// The credentials, where the exec manager would have copied them.
+		os.MkdirAll(u.CredentialsDir, 0o700)
+		for _, c := range u.Credentials {
+			data, err := os.ReadFile(c.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(u.CredentialsDir, c.ID), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
 		d, err := membershipd.Open(ctx, cfg)
 		if err == nil {
 			d.Shutdown()

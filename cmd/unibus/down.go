@@ -29,10 +29,10 @@ state and identities stay; unibus apply starts the nodes again.`,
 				return cli.WithHint(err, "an apply is running; let it finish first")
 			}
 			defer lock.Release()
-			unit := spec.UnitName()
 			stopped := 0
 			for i := range spec.Nodes {
 				n := &spec.Nodes[i]
+				unit := spec.UnitNameFor(n)
 				if n.Target.Manager != provision.Exec || n.Target.SSH != "" {
 					ui.Warnf("%s: manager %s: not stopped (down stops what the exec manager runs)", n.Name, n.Target.Manager)
 					continue

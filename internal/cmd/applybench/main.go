@@ -47,7 +47,6 @@ var nodes = []struct {
 	port int
 }{{"n1", 18010}, {"n2", 18020}, {"n3", 18030}}
 
-const unit = "membershipd-cluster.service"
 
 func run(unibus, membershipd, specFile string, rounds int) error {
 	src, err := os.ReadFile(specFile)
@@ -151,6 +150,8 @@ func startByHand(specDir string) (*handStart, error) {
 	var units []loaded
 	for _, n := range nodes {
 		root := filepath.Join(specDir, ".root", n.name)
+		// Nodes sharing this machine have units of their own names.
+		unit := "membershipd-" + n.name + ".service"
 		data, err := os.ReadFile(filepath.Join(root, ".local", "state", "unibus-exec", unit, "unit.json"))
 		if err != nil {
 			return nil, err
