@@ -47,7 +47,6 @@ var nodes = []struct {
 	port int
 }{{"n1", 18010}, {"n2", 18020}, {"n3", 18030}}
 
-
 func run(unibus, membershipd, specFile string, rounds int) error {
 	src, err := os.ReadFile(specFile)
 	if err != nil {
