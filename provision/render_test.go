@@ -71,6 +71,46 @@ func keysAsApplyWould(t *testing.T, s *Spec) []age.Identity {
 // Every example renders as written (with what apply fills in), and every
 // unit it renders passes systemd-analyze verify and round-trips through
 // go-systemd's parser.
+// exampleKeys are what an operator gives the examples that ship no keys:
+// the nodes' recipients of three-hosts (as -var) and an operator identity.
+type exampleKeys struct {
+	vars map[string]string
+	op   *age.X25519Identity
+}
+
+func newExampleKeys(t testing.TB) *exampleKeys {
+	t.Helper()
+	k := &exampleKeys{vars: map[string]string{}}
+	for _, n := range []string{"magnus", "homer", "datardos"} {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.vars[n] = id.Recipient().String()
+	}
+	k.op, _ = age.GenerateX25519Identity()
+	return k
+}
+
+// load reads the example in dir with the keys (and extra variables), the
+// operator's recipient filled in as unibus does.
+func (k *exampleKeys) load(t testing.TB, dir string, extra map[string]string) (*Spec, []age.Identity) {
+	t.Helper()
+	vars := map[string]string{}
+	for n, v := range k.vars {
+		vars[n] = v
+	}
+	for n, v := range extra {
+		vars[n] = v
+	}
+	s := mustLoad(t, dir, vars)
+	if len(s.Cluster.OperatorRecipients) == 0 {
+		s.Cluster.OperatorRecipients = []age.Recipient{k.op.Recipient()}
+		s.Cluster.OperatorRecipientStrings = []string{k.op.Recipient().String()}
+	}
+	return s, []age.Identity{k.op}
+}
+
 func TestExamplesRender(t *testing.T) {
 	examples, _ := filepath.Glob("../examples/*/cluster.hcl")
 	if len(examples) != 3 {
@@ -79,7 +119,12 @@ func TestExamplesRender(t *testing.T) {
 	for _, ex := range examples {
 		name := filepath.Base(filepath.Dir(ex))
 		t.Run(name, func(t *testing.T) {
-			spec := mustLoad(t, copySpec(t, filepath.Dir(ex)), nil)
+			dir := copySpec(t, filepath.Dir(ex))
+			vars := map[string]string{}
+			if name == "three-hosts" {
+				vars = newExampleKeys(t).vars
+			}
+			spec := mustLoad(t, dir, vars)
 			d := mustRender(t, spec, RenderOptions{Identities: keysAsApplyWould(t, spec)})
 			out := t.TempDir()
 			if err := d.WriteTree(out); err != nil {
@@ -108,8 +153,8 @@ func TestExamplesRender(t *testing.T) {
 // The system-scope unit of three-hosts, with its drop-ins, scores at most
 // 1.0 in systemd-analyze security --offline=true.
 func TestThreeHostsSecurityScore(t *testing.T) {
-	spec := mustLoad(t, copySpec(t, "../examples/three-hosts"), nil)
-	d := mustRender(t, spec, RenderOptions{})
+	spec, ids := newExampleKeys(t).load(t, copySpec(t, "../examples/three-hosts"), nil)
+	d := mustRender(t, spec, RenderOptions{Identities: ids})
 	out := t.TempDir()
 	if err := d.WriteTree(out); err != nil {
 		t.Fatal(err)
@@ -129,8 +174,8 @@ func TestThreeHostsSecurityScore(t *testing.T) {
 // The units of three-hosts are fixed by the spec alone: compare them with
 // the golden files (go test ./provision -run Golden -update rewrites them).
 func TestThreeHostsGolden(t *testing.T) {
-	spec := mustLoad(t, copySpec(t, "../examples/three-hosts"), nil)
-	d := mustRender(t, spec, RenderOptions{})
+	spec, ids := newExampleKeys(t).load(t, copySpec(t, "../examples/three-hosts"), nil)
+	d := mustRender(t, spec, RenderOptions{Identities: ids})
 	n := d.Node("magnus")
 	files := unitFiles(*n)
 	if len(files) != 3 {
@@ -161,13 +206,15 @@ func TestThreeHostsGolden(t *testing.T) {
 // cluster password changes the sealed copies and nothing else.
 func TestRenderTwiceIdentical(t *testing.T) {
 	dir := copySpec(t, "../examples/three-hosts")
-	spec := mustLoad(t, dir, nil)
-	first := mustRender(t, spec, RenderOptions{})
+	keys := newExampleKeys(t)
+	spec, ids := keys.load(t, dir, nil)
+	first := mustRender(t, spec, RenderOptions{Identities: ids})
 	outA, outB := t.TempDir(), t.TempDir()
 	if err := first.WriteTree(outA); err != nil {
 		t.Fatal(err)
 	}
-	second := mustRender(t, mustLoad(t, dir, nil), RenderOptions{})
+	again, _ := keys.load(t, dir, nil)
+	second := mustRender(t, again, RenderOptions{})
 	if !second.Equal(first) {
 		t.Fatal("second render differs from the first")
 	}
@@ -184,7 +231,8 @@ func TestRenderTwiceIdentical(t *testing.T) {
 		}
 	}
 
-	rotated := mustRender(t, mustLoad(t, dir, nil), RenderOptions{RotateClusterPass: true})
+	third, _ := keys.load(t, dir, nil)
+	rotated := mustRender(t, third, RenderOptions{RotateClusterPass: true, Identities: ids})
 	for i, n := range rotated.Nodes {
 		for j, f := range n.Files {
 			same := bytes.Equal(f.Content, first.Nodes[i].Files[j].Content)

@@ -90,7 +90,8 @@ func TestBadSpecs(t *testing.T) {
 // The three-hosts example decodes to the values its variables, locals and
 // functions compute, with the defaults filled in.
 func TestThreeHostsValues(t *testing.T) {
-	s := mustLoad(t, "../examples/three-hosts", nil)
+	keys := newExampleKeys(t)
+	s, _ := keys.load(t, "../examples/three-hosts", nil)
 	if !s.IsCluster() || s.UnitName() != "membershipd-cluster.service" {
 		t.Fatalf("three-hosts: cluster %v, unit %s", s.IsCluster(), s.UnitName())
 	}
@@ -121,11 +122,15 @@ func TestThreeHostsValues(t *testing.T) {
 		t.Errorf("binary default %s", s.Node("datardos").Target.Binary)
 	}
 
-	staging := mustLoad(t, "../examples/three-hosts", map[string]string{"domain": "staging.example", "network": "10.30.0.0/24"})
+	staging, _ := keys.load(t, "../examples/three-hosts", map[string]string{"domain": "staging.example", "network": "10.30.0.0/24"})
 	if h := staging.Node("homer"); h.DNS[0] != "homer.staging.example" || h.Addresses[0].String() != "10.30.0.12" {
 		t.Errorf("-var domain, network: homer is %v %v", h.DNS, h.Addresses)
 	}
-	_, diags := Load("../examples/three-hosts", map[string]string{"domian": "x"})
+	withTypo := map[string]string{"domian": "x"}
+	for n, v := range keys.vars {
+		withTypo[n] = v
+	}
+	_, diags := Load("../examples/three-hosts", withTypo)
 	if got := diagLines(diags); len(got) != 1 || got[0] != "- Undeclared variable" {
 		t.Errorf("-var domian=x: %v", got)
 	}

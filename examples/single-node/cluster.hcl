@@ -1,13 +1,11 @@
 # One host running membershipd under systemd: no routes, no cluster
-# password, control-plane state in SQLite. Replace the age recipient with
-# your own (age-keygen -y ~/.config/age/key): it encrypts the CA keys.
+# password, control-plane state in SQLite. No key ships with it: the CA
+# keys are sealed to your unibus identity (unibus keygen).
 
 cluster "solo" {
   bus_auth        = "enforce"
   js_sync         = "always"
   client_networks = ["192.168.1.0/24"]
-
-  operator_recipients = ["age1cecmhzxukfy6wjkzw2fwvxv9y4hqdm4rtwfalvxav8frhu7jjgpqel0k2v"]
 }
 
 node "solo" {

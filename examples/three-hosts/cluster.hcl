@@ -1,8 +1,14 @@
 # Three hosts on a private network, each running membershipd under systemd
-# (system scope, dynamic user), reached over ssh. Replace the age
-# recipients with your own: the operator's (age-keygen -y ~/.config/age/key)
-# and each node's (age-keygen -o /etc/unibus/age-identity on the node,
-# then age-keygen -y /etc/unibus/age-identity).
+# (system scope, dynamic user), reached over ssh.
+#
+# No key ships with the example. The operator's recipient is your unibus
+# identity's (unibus keygen; unibus apply makes one if missing). Each
+# node's recipient is its own age identity's, made on the node and never
+# copied off it; until unibus reads it over ssh, give it as a variable:
+#
+#   ssh root@magnus 'age-keygen -o /etc/unibus/age-identity'   # once per host
+#   unibus plan -var magnus=$(ssh root@magnus age-keygen -y /etc/unibus/age-identity) \
+#               -var homer=... -var datardos=... examples/three-hosts
 
 variable "domain" {
   default     = "prod.example"
@@ -12,6 +18,16 @@ variable "domain" {
 variable "network" {
   default     = "10.20.0.0/24"
   description = "the hosts' private network"
+}
+
+variable "magnus" {
+  description = "magnus's age recipient: age-keygen -y /etc/unibus/age-identity on magnus"
+}
+variable "homer" {
+  description = "homer's age recipient"
+}
+variable "datardos" {
+  description = "datardos's age recipient"
 }
 
 locals {
@@ -24,8 +40,6 @@ cluster "prod" {
   js_sync         = "always"
   monitor         = true
   client_networks = [var.network]
-
-  operator_recipients = ["age1cecmhzxukfy6wjkzw2fwvxv9y4hqdm4rtwfalvxav8frhu7jjgpqel0k2v"]
 
   pki {
     key_type     = "p256"
@@ -49,7 +63,7 @@ node "magnus" {
     cluster = local.ports.cluster
     monitor = local.ports.monitor
   }
-  age_recipient = "age1zykx4qk8w9cgrnaty2ymmc8jcefle0s529pfl4hva90knf0t2qpsuthh3a"
+  age_recipient = var.magnus
   target {
     scope   = "system"
     ssh     = "root@magnus.${var.domain}"
@@ -60,7 +74,7 @@ node "magnus" {
 node "homer" {
   addresses     = [cidrhost(var.network, 12)]
   dns           = ["homer.${var.domain}"]
-  age_recipient = "age1uccm34au2md8lgm5wavlpwg6k4mlpqvfqzm4gcych7xxprymuc6q6xzrf2"
+  age_recipient = var.homer
   target {
     scope   = "system"
     ssh     = "root@homer.${var.domain}"
@@ -71,7 +85,7 @@ node "homer" {
 node "datardos" {
   addresses     = [cidrhost(var.network, 13)]
   dns           = ["datardos.${var.domain}"]
-  age_recipient = "age1a7kx459f4sj5lg23rxx3nsc7lz7j0qm6zg36n2hd3hjdaqh4fgxshzjzs3"
+  age_recipient = var.datardos
   target {
     scope   = "system"
     ssh     = "root@datardos.${var.domain}"
