@@ -44,6 +44,7 @@ func (d *Daemon) startClusterStore(ctx context.Context, js jetstream.JetStream) 
 			d.cs.mu.Unlock()
 			d.control.Store(&controlState{store: kv, blobs: blobs})
 			d.log.Info("control-plane store ready", "kv_replicas", want)
+			d.bus.request() // the members, now that there is a store to read them from
 			if err := d.db.MarkClusterNode(ctx, d.cfg.Cluster.Name); err != nil {
 				d.log.Warn("could not mark the state dir as a cluster node's", "err", err)
 			}
@@ -192,5 +193,10 @@ func (d *Daemon) watchBucket(ctx context.Context, js jetstream.JetStream, bucket
 			d.bus.request()
 		}
 		w.Stop()
+		// A watch that ended; make it again, but not in a tight loop.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
 }
