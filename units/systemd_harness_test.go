@@ -30,7 +30,11 @@ import (
 //     ProtectKernelLogs=) from there, which PID 1 would have made;
 //     without them those units fail with 226/NAMESPACE;
 //   - XDG_RUNTIME_DIR on a tmpfs over /run/user, not under /tmp: PrivateTmp=
-//     (implied by DynamicUser=) hides /tmp, and with it the notify socket.
+//     (implied by DynamicUser=) hides /tmp, and with it the notify socket;
+//   - / shared again inside the namespace (a new peer group, so nothing
+//     reaches the host): LoadCredential= mounts the credentials in a child
+//     namespace and moves them into place, which a private / never sees
+//     (the service finds an empty $CREDENTIALS_DIRECTORY).
 //
 // The host reaches the manager's runtime directory as /proc/PID/root/run/user/0.
 type userManager struct {
@@ -106,6 +110,7 @@ func startUserManager(t *testing.T) *userManager {
 // inaccessible nodes, $2 the cgroup folders to join.
 const startScript = `
 for cg in $2; do echo $$ > "$cg/cgroup.procs"; done
+mount --make-rshared /
 mount -t tmpfs -o mode=0755 tmpfs /run/systemd
 mkdir /run/systemd/system /run/systemd/inaccessible
 mount --bind "$1" /run/systemd/inaccessible

@@ -168,3 +168,24 @@ IPAddressDeny=any`)
 		t.Errorf("unsandboxed CapBnd %q: the comparison proves nothing", plain["CapBnd"])
 	}
 }
+
+// LoadCredential= reaches the service: systemd copies the file into the
+// unit's $CREDENTIALS_DIRECTORY, which the service reads.
+func TestSystemdUserManagerLoadCredential(t *testing.T) {
+	m := startUserManager(t)
+	dir := t.TempDir()
+	secret, out := filepath.Join(dir, "secret"), filepath.Join(dir, "out")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	linkUnit(t, m, "cred.service", "[Service]\nType=oneshot\nLoadCredential=token:"+secret+
+		"\nStandardOutput=file:"+out+"\nStandardError=file:"+out+
+		"\nExecStart=/bin/sh -c 'cat \"$${CREDENTIALS_DIRECTORY}/token\"'\n")
+	if _, err := m.Systemctl(context.Background(), "start", "cred.service"); err != nil {
+		b, _ := os.ReadFile(out)
+		t.Fatalf("%v\nservice output:\n%s", err, b)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "s3cret\n" {
+		t.Fatalf("service read %q from its credential, want the file's content", b)
+	}
+}
