@@ -37,6 +37,15 @@ import (
 //     (the service finds an empty $CREDENTIALS_DIRECTORY).
 //
 // The host reaches the manager's runtime directory as /proc/PID/root/run/user/0.
+//
+// What this root user manager (systemd 252, hybrid cgroups) does not give a
+// unit, seen by running them: READY=1 cannot reach the notify socket
+// ($XDG_RUNTIME_DIR/systemd/notify) from a DynamicUser=/User= service (the
+// folder is 0700 root) nor under ProtectHome=yes|tmpfs (which hides
+// /run/user); a DynamicUser= service cannot read its LoadCredential= files
+// (0700 root); MemoryMax=, TasksMax=, DevicePolicy= have no effect (those
+// cgroup v1 controllers are not delegated). There is no journald: give units
+// StandardOutput=file:... to see their output.
 type userManager struct {
 	pid        int
 	cmd        *exec.Cmd
