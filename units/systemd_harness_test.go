@@ -1,0 +1,353 @@
+package units
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A real systemd user manager for tests, on machines where systemd is not
+// PID 1. systemd --user refuses to run unless /run/systemd/system exists,
+// so it runs in a private mount namespace with a tmpfs over /run/systemd.
+// Each piece of the recipe answers a failure seen on a hybrid-cgroup host:
+//
+//   - own cgroup first: a manager that starts in the root cgroup moves every
+//     process of the machine into its init.scope (in the memory, pids and
+//     cpu hierarchies too);
+//   - /run/systemd/inaccessible: the user manager takes the nodes it mounts
+//     over hidden paths (ProtectHome=, ProtectKernelTunables=,
+//     ProtectKernelLogs=) from there, which PID 1 would have made;
+//     without them those units fail with 226/NAMESPACE;
+//   - XDG_RUNTIME_DIR on a tmpfs over /run/user, not under /tmp: PrivateTmp=
+//     (implied by DynamicUser=) hides /tmp, and with it the notify socket;
+//   - / shared again inside the namespace (a new peer group, so nothing
+//     reaches the host): LoadCredential= mounts the credentials in a child
+//     namespace and moves them into place, which a private / never sees
+//     (the service finds an empty $CREDENTIALS_DIRECTORY).
+//
+// The host reaches the manager's runtime directory as /proc/PID/root/run/user/0.
+//
+// What this root user manager (systemd 252, hybrid cgroups) does not give a
+// unit, seen by running them: READY=1 cannot reach the notify socket
+// ($XDG_RUNTIME_DIR/systemd/notify) from a DynamicUser=/User= service (the
+// folder is 0700 root) nor under ProtectHome=yes|tmpfs (which hides
+// /run/user); a DynamicUser= service cannot read its LoadCredential= files
+// (0700 root); MemoryMax=, TasksMax=, DevicePolicy= have no effect (those
+// cgroup v1 controllers are not delegated). There is no journald: give units
+// StandardOutput=file:... to see their output.
+type userManager struct {
+	pid        int
+	cmd        *exec.Cmd
+	out        *bytes.Buffer
+	cgroups    []string // cgroup folders the manager's tree lives in, one per hierarchy
+	configHome string   // XDG_CONFIG_HOME: $XDG_CONFIG_HOME/systemd/user holds linked units
+	home       string
+	waitErr    error
+}
+
+// runtimeDir is the manager's XDG_RUNTIME_DIR as seen inside its namespace.
+const runtimeDir = "/run/user/0"
+
+var managerSeq atomic.Int32
+
+// startUserManager starts systemd --user in its own mount namespace and
+// cgroup and waits until it runs. Cleanup asks it to exit, then SIGKILLs it
+// and whatever is left in its cgroups, and removes them.
+func startUserManager(t *testing.T) *userManager {
+	t.Helper()
+	needUserManager(t)
+	dir := t.TempDir()
+	m := &userManager{
+		out:        &bytes.Buffer{},
+		configHome: filepath.Join(dir, "config"),
+		home:       filepath.Join(dir, "home"),
+	}
+	for _, d := range []string{m.configHome, m.home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inaccessible := filepath.Join(dir, "inaccessible")
+	if err := makeInaccessibleNodes(inaccessible); err != nil {
+		t.Fatalf("making /run/systemd/inaccessible's nodes: %v", err)
+	}
+	name := fmt.Sprintf("unibus-test-%d-%d", os.Getpid(), managerSeq.Add(1))
+	for _, root := range cgroupRoots() {
+		cg := filepath.Join(root, name)
+		if err := os.Mkdir(cg, 0o755); err != nil {
+			t.Fatalf("creating the manager's cgroup: %v", err)
+		}
+		m.cgroups = append(m.cgroups, cg)
+	}
+	// unshare without --fork execs: the shell, then systemd, keep its PID.
+	m.cmd = exec.Command("unshare", "--mount", "--propagation", "private",
+		"sh", "-euc", startScript, "sh", inaccessible, strings.Join(m.cgroups, " "))
+	m.cmd.Env = append(os.Environ(),
+		"XDG_RUNTIME_DIR="+runtimeDir,
+		"XDG_CONFIG_HOME="+m.configHome,
+		"HOME="+m.home, // keeps root's own ~/.config/systemd/user out
+		"DBUS_SESSION_BUS_ADDRESS=unix:path="+runtimeDir+"/bus",
+		"SYSTEMD_LOG_LEVEL=info",
+		"SYSTEMD_LOG_TARGET=console",
+	)
+	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
+	if err := m.cmd.Start(); err != nil {
+		m.removeCgroups(t)
+		t.Fatalf("starting systemd --user: %v", err)
+	}
+	m.pid = m.cmd.Process.Pid
+	// exited is closed once the manager is gone; waitErr says how it ended.
+	exited := make(chan struct{})
+	go func() { m.waitErr = m.cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { m.shutdown(t, exited) })
+	m.waitRunning(t, exited)
+	return m
+}
+
+// startScript runs in the new mount namespace: $1 is the folder of
+// inaccessible nodes, $2 the cgroup folders to join.
+const startScript = `
+for cg in $2; do echo $$ > "$cg/cgroup.procs"; done
+mount --make-rshared /
+mount -t tmpfs -o mode=0755 tmpfs /run/systemd
+mkdir /run/systemd/system /run/systemd/inaccessible
+mount --bind "$1" /run/systemd/inaccessible
+mount -t tmpfs -o mode=0755 tmpfs /run/user
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
+exec systemd --user
+`
+
+// needUserManager skips when this machine cannot run the harness at all:
+// not root, a tool missing, no user D-Bus units, or mount namespaces refused.
+func needUserManager(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("systemd user-manager harness: needs root (mount namespace, cgroups)")
+	}
+	for _, tool := range []string{"systemd", "systemctl", "unshare", "nsenter", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("systemd user-manager harness: %s not on PATH (apt-get install systemd util-linux)", tool)
+		}
+	}
+	if _, err := os.Stat("/usr/lib/systemd/user/dbus.socket"); err != nil {
+		t.Skip("systemd user-manager harness: no user D-Bus socket unit (apt-get install dbus-user-session)")
+	}
+	if len(cgroupRoots()) == 0 {
+		t.Skip("systemd user-manager harness: no systemd cgroup hierarchy under /sys/fs/cgroup")
+	}
+	if out, err := exec.Command("unshare", "--mount", "true").CombinedOutput(); err != nil {
+		t.Skipf("systemd user-manager harness: mount namespaces refused here: %v: %s", err, bytes.TrimSpace(out))
+	}
+}
+
+// cgroupRoots are the hierarchies systemd tracks processes in: the unified
+// one (at the top on cgroup v2, under unified/ on hybrid) and name=systemd.
+func cgroupRoots() []string {
+	if fileExists("/sys/fs/cgroup/cgroup.controllers") {
+		return []string{"/sys/fs/cgroup"}
+	}
+	var roots []string
+	for _, r := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"} {
+		if fileExists(filepath.Join(r, "cgroup.procs")) {
+			roots = append(roots, r)
+		}
+	}
+	return roots
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// makeInaccessibleNodes makes what PID 1 puts in /run/systemd/inaccessible:
+// one node of each type, mode 0000.
+func makeInaccessibleNodes(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	p := func(n string) string { return filepath.Join(dir, n) }
+	if err := os.Mkdir(p("dir"), 0); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p("reg"), nil, 0); err != nil {
+		return err
+	}
+	if err := syscall.Mkfifo(p("fifo"), 0); err != nil {
+		return err
+	}
+	if err := syscall.Mknod(p("chr"), syscall.S_IFCHR, 0); err != nil {
+		return err
+	}
+	if err := syscall.Mknod(p("blk"), syscall.S_IFBLK, 0); err != nil {
+		return err
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: p("sock"), Net: "unix"})
+	if err != nil {
+		return err
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	for _, n := range []string{"reg", "fifo", "chr", "blk", "sock"} {
+		if err := os.Chmod(p(n), 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitRunning waits for the bus socket and for the manager to say running.
+func (m *userManager) waitRunning(t *testing.T, exited <-chan struct{}) {
+	t.Helper()
+	bus := m.HostPath(runtimeDir + "/bus")
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			t.Fatalf("systemd --user exited while starting (%v); its output:\n%s", m.waitErr, m.out)
+		default:
+		}
+		if fileExists(bus) {
+			out, _ := m.Systemctl(context.Background(), "is-system-running")
+			last = strings.TrimSpace(out)
+			if last == "running" || last == "degraded" {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("systemd --user not running after 30s (bus %s, is-system-running %q); its output:\n%s", bus, last, m.out)
+}
+
+// HostPath is where a path inside the manager's mount namespace is seen
+// from the host, e.g. its bus socket for a D-Bus client outside.
+func (m *userManager) HostPath(p string) string {
+	return filepath.Join("/proc", strconv.Itoa(m.pid), "root", p)
+}
+
+// BusAddress is the manager's D-Bus address, usable from the host.
+func (m *userManager) BusAddress() string {
+	return "unix:path=" + m.HostPath(runtimeDir+"/bus")
+}
+
+// UnitDir is where a unit file placed (not linked) is found by the manager.
+func (m *userManager) UnitDir() string { return filepath.Join(m.configHome, "systemd", "user") }
+
+// Command runs name inside the manager's mount namespace with its
+// environment, so systemctl, systemd-run and systemd-analyze see the tmpfs
+// /run/systemd that tells them a systemd runs.
+func (m *userManager) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	argv := append([]string{"-t", strconv.Itoa(m.pid), "-m", "--",
+		"env", "XDG_RUNTIME_DIR=" + runtimeDir, "XDG_CONFIG_HOME=" + m.configHome, "HOME=" + m.home,
+		"DBUS_SESSION_BUS_ADDRESS=unix:path=" + runtimeDir + "/bus", "SYSTEMD_PAGER=", name}, args...)
+	return exec.CommandContext(ctx, "nsenter", argv...)
+}
+
+// Systemctl runs systemctl --user ARGS in the namespace; the error holds
+// its output.
+func (m *userManager) Systemctl(ctx context.Context, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := m.Command(ctx, "systemctl", append([]string{"--user", "--no-pager"}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("systemctl --user %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
+}
+
+// Show returns one property of a unit (systemctl --user show -p NAME --value).
+func (m *userManager) Show(t *testing.T, unit, prop string) string {
+	t.Helper()
+	out, err := m.Systemctl(context.Background(), "show", "-p", prop, "--value", unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// shutdown lets the manager stop its units (which removes their PrivateTmp
+// folders), then SIGKILLs it and anything left in its cgroups.
+func (m *userManager) shutdown(t *testing.T, exited <-chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	m.Command(ctx, "systemctl", "--user", "exit").Run()
+	cancel()
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Logf("systemd --user did not exit within 5s; killing it")
+	}
+	m.cmd.Process.Signal(syscall.SIGKILL)
+	m.killCgroups(t)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Errorf("systemd --user (pid %d) still running 5s after SIGKILL", m.pid)
+	}
+	m.removeCgroups(t)
+}
+
+// killCgroups SIGKILLs every process left under the manager's cgroups and
+// waits until they are empty.
+func (m *userManager) killCgroups(t *testing.T) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pids := m.cgroupPIDs()
+		if len(pids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("processes %v still in the manager's cgroups after SIGKILL", pids)
+			return
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (m *userManager) cgroupPIDs() []int {
+	var pids []int
+	for _, cg := range m.cgroups {
+		filepath.WalkDir(cg, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.Name() != "cgroup.procs" {
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+			return nil
+		})
+	}
+	return pids
+}
+
+// removeCgroups removes the manager's cgroup folders, deepest first.
+func (m *userManager) removeCgroups(t *testing.T) {
+	for _, cg := range m.cgroups {
+		var dirs []string
+		filepath.WalkDir(cg, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := syscall.Rmdir(dirs[i]); err != nil && !errors.Is(err, syscall.ENOENT) {
+				t.Errorf("removing cgroup %s: %v", dirs[i], err)
+			}
+		}
+	}
+}
