@@ -70,6 +70,13 @@ func Parse(header string) (Auth, error) {
 	if !ok {
 		return Auth{}, fmt.Errorf("authorization scheme must be %s", Scheme)
 	}
+	// Only printable ASCII past the scheme: Go's base64 decoder skips CR
+	// and LF even in strict mode, which would give a field two spellings.
+	for i := 0; i < len(rest); i++ {
+		if rest[i] <= ' ' || rest[i] >= 0x7f {
+			return Auth{}, errors.New("authorization header holds a space or a control character after the scheme")
+		}
+	}
 	parts := strings.Split(rest, ",")
 	if len(parts) != len(fields) {
 		return Auth{}, errFields
