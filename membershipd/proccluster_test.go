@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -112,6 +113,7 @@ func (pc *procCluster) start(i int) {
 	if nd.cmd != nil {
 		pc.t.Fatalf("start %s: already running", nd.name)
 	}
+	pc.freshClientPorts(nd)
 	fmt.Fprintf(nd.log, "--- %s start %s ---\n", nd.name, time.Now().Format(time.TimeOnly))
 	cmd := exec.Command(pc.bin, nd.args...)
 	// The monitor is loopback-only; the tests read stream leaders and
@@ -129,6 +131,33 @@ func (pc *procCluster) start(i int) {
 		close(exited)
 	}()
 	nd.cmd, nd.exited = cmd, exited
+}
+
+// freshClientPorts gives node nd new HTTP, NATS and monitor ports if one
+// of its own was taken while it was down (by another test of this machine
+// picking a free port): only the route port, which the peers dial, must
+// stay.
+func (pc *procCluster) freshClientPorts(nd *procNode) {
+	for _, p := range []int{nd.httpPort, nd.natsPort, nd.monPort} {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			ln.Close()
+			continue
+		}
+		ports := freePorts(pc.t, 3)
+		set := map[string]string{
+			"--http-addr": fmt.Sprintf("127.0.0.1:%d", ports[0]), "--nats-addr": fmt.Sprintf("127.0.0.1:%d", ports[1]),
+			"--monitor-port": strconv.Itoa(ports[2]),
+		}
+		for i := 0; i+1 < len(nd.args); i++ {
+			if v, ok := set[nd.args[i]]; ok {
+				nd.args[i+1] = v
+			}
+		}
+		nd.httpPort, nd.natsPort, nd.monPort = ports[0], ports[1], ports[2]
+		fmt.Fprintf(nd.log, "--- %s: port %d taken while it was down; client ports now %v ---\n", nd.name, p, ports)
+		return
+	}
 }
 
 // kill sends SIGKILL to each node given, all before waiting for any (so
