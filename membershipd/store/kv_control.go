@@ -158,19 +158,13 @@ func (s *KV) createMember(ctx context.Context, m Member) error {
 // older than orphanGrace it is taken over by compare-and-set.
 func (s *KV) takeOver(ctx context.Context, key, handle string, live func(owner string) (bool, error)) (uint64, error) {
 	e, err := s.get(ctx, BucketIndex, key)
-	for attempt := 0; errors.Is(err, ErrNotFound); attempt++ {
-		// Deleted since, or not there yet: a create of an earlier attempt
-		// of ours, cut off by a timeout, can land between our create and
-		// our read. Try the create once more, and if the key is there
-		// again, read whose it is rather than call it someone else's.
-		rev, cerr := s.index.Create(ctx, key, []byte(handle))
-		if !errors.Is(cerr, jetstream.ErrKeyExists) {
-			return rev, cerr
-		}
-		if attempt == 2 {
+	if errors.Is(err, ErrNotFound) {
+		// Deleted since: try the create once more.
+		rev, err := s.index.Create(ctx, key, []byte(handle))
+		if errors.Is(err, jetstream.ErrKeyExists) {
 			return 0, ErrExists
 		}
-		e, err = s.get(ctx, BucketIndex, key)
+		return rev, err
 	}
 	if err != nil {
 		return 0, err
