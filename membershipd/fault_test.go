@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -247,13 +246,10 @@ func faultOneNodeKilled(t *testing.T, pc *procCluster, admin *client.Identity) {
 // no write is acknowledged, and when they return (both on unclean stores)
 // writing resumes with nothing acknowledged lost.
 func faultTwoNodesKilled(t *testing.T, pc *procCluster, admin *client.Identity) {
-	// A known bug, open in issue 10: in about half the runs one member
-	// whose first create timed out while quorum was lost is answered 409
-	// "exists" on a retry and is never created. Set UNIBUS_TEST_KNOWN_BUGS=1
-	// to run it.
-	if os.Getenv("UNIBUS_TEST_KNOWN_BUGS") == "" {
-		t.Skip("known bug (issue 10): a member create retried after quorum loss can answer 409 without creating the member; UNIBUS_TEST_KNOWN_BUGS=1 runs it")
-	}
+	// This scenario found a retried member create answered 409 "exists"
+	// for a member never made: the leader refused the retry while the
+	// timed-out first attempt was still proposed (store.inProcess), and
+	// TestKVCreateWhileAWriteIsInProcess now pins it down.
 	w := newMemberWriter(pc.client(0, admin), "two", 200)
 	w.start(t)
 	w.waitAcked(t, 60, 60*time.Second)

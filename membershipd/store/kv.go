@@ -418,6 +418,49 @@ func (s *KV) get(ctx context.Context, bucket, key string) (entry, error) {
 	return e, err
 }
 
+// inProcess: the stream leader refused a write that expects a key's last
+// revision because another such write of that key is proposed and not yet
+// committed (nats-server 10164, "wrong last sequence" with no number;
+// nats.go reports it as ErrKeyExists on Create). That write may still
+// commit, or be dropped at the next leader change, as after a timed-out
+// attempt during quorum loss; so the refusal says nothing about whether
+// the key exists. Only a refusal naming the key's revision (10071) does.
+func inProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+}
+
+// create is kv.Create that waits out another write of the same key still
+// in process, until ctx ends (5s when it has no deadline). It then fails
+// with ctx's error, which the API answers as unavailable: retry later.
+func create(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) (uint64, error) {
+	return waitInProcess(ctx, key, func(ctx context.Context) (uint64, error) { return kv.Create(ctx, key, value) })
+}
+
+// update is kv.Update with create's waiting.
+func update(ctx context.Context, kv jetstream.KeyValue, key string, value []byte, last uint64) (uint64, error) {
+	return waitInProcess(ctx, key, func(ctx context.Context) (uint64, error) { return kv.Update(ctx, key, value, last) })
+}
+
+func waitInProcess(ctx context.Context, key string, write func(context.Context) (uint64, error)) (uint64, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	for attempt := 0; ; attempt++ {
+		rev, err := write(ctx)
+		if !inProcess(err) {
+			return rev, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("kv key %s: another write of it is still in process: %w", key, ctx.Err())
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
 // maxCASAttempts bounds a compare-and-set loop. Conflicts need another
 // writer on the same key between our read and our write; dozens in a row
 // mean something is hammering one room.
@@ -435,7 +478,7 @@ func (s *KV) casUpdate(ctx context.Context, kv jetstream.KeyValue, bucket, key s
 		if err != nil {
 			return 0, err
 		}
-		rev, err := kv.Update(ctx, key, value, e.revision)
+		rev, err := update(ctx, kv, key, value, e.revision)
 		if err == nil {
 			return rev, nil
 		}
