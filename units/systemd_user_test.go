@@ -9,11 +9,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/unibus/unibus/internal/systemdtest"
 )
 
 // linkUnit writes a unit file outside the manager's unit folders, links it
 // (systemctl --user link) and reloads, the way apply installs units.
-func linkUnit(t *testing.T, m *userManager, name, body string) {
+func linkUnit(t *testing.T, m *systemdtest.Manager, name, body string) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
@@ -29,7 +31,7 @@ func linkUnit(t *testing.T, m *userManager, name, body string) {
 }
 
 func TestSystemdUserManagerRunsLinkedUnit(t *testing.T) {
-	m := startUserManager(t)
+	m := systemdtest.Start(t, systemdtest.Options{})
 	ctx := context.Background()
 	linkUnit(t, m, "sleeper.service", "[Service]\nExecStart=/bin/sleep 60\n")
 	if _, err := m.Systemctl(ctx, "start", "sleeper.service"); err != nil {
@@ -59,7 +61,7 @@ func TestSystemdUserManagerRunsLinkedUnit(t *testing.T) {
 }
 
 func TestSystemdUserManagerNotifyReady(t *testing.T) {
-	m := startUserManager(t)
+	m := systemdtest.Start(t, systemdtest.Options{})
 	ctx := context.Background()
 	// READY=1 comes after a second; a start that did not wait for it would
 	// see activating.
@@ -93,7 +95,7 @@ timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$2" 2>/dev/null && echo tcp=connec
 
 // probeUnit is a oneshot that runs sandboxProbe under the given directives
 // and returns what it printed, by key.
-func probeUnit(t *testing.T, m *userManager, name, directives string) map[string]string {
+func probeUnit(t *testing.T, m *systemdtest.Manager, name, directives string) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
 	marker, out := filepath.Join(dir, "marker"), filepath.Join(dir, "probe.out")
@@ -132,7 +134,7 @@ func probeUnit(t *testing.T, m *userManager, name, directives string) map[string
 // The sandboxing directives the rendered units rely on, as the user manager
 // applies them: each probe line differs from the unsandboxed control's.
 func TestSystemdUserManagerSandbox(t *testing.T) {
-	m := startUserManager(t)
+	m := systemdtest.Start(t, systemdtest.Options{})
 	plain := probeUnit(t, m, "plain.service", "")
 	boxed := probeUnit(t, m, "boxed.service", `DynamicUser=yes
 ProtectSystem=strict
@@ -172,7 +174,7 @@ IPAddressDeny=any`)
 // LoadCredential= reaches the service: systemd copies the file into the
 // unit's $CREDENTIALS_DIRECTORY, which the service reads.
 func TestSystemdUserManagerLoadCredential(t *testing.T) {
-	m := startUserManager(t)
+	m := systemdtest.Start(t, systemdtest.Options{})
 	dir := t.TempDir()
 	secret, out := filepath.Join(dir, "secret"), filepath.Join(dir, "out")
 	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {

@@ -1,4 +1,6 @@
-package units
+// Package systemdtest runs a real systemd user manager for tests, on
+// machines where systemd is not PID 1.
+package systemdtest
 
 import (
 	"bytes"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -31,6 +34,9 @@ import (
 //     without them those units fail with 226/NAMESPACE;
 //   - XDG_RUNTIME_DIR on a tmpfs over /run/user, not under /tmp: PrivateTmp=
 //     (implied by DynamicUser=) hides /tmp, and with it the notify socket;
+//   - a journald of its own (its sockets in the private /run/systemd, its
+//     files on a tmpfs /run/log), so units log as on a real host and a
+//     failed start can be explained from the journal;
 //   - / shared again inside the namespace (a new peer group, so nothing
 //     reaches the host): LoadCredential= mounts the credentials in a child
 //     namespace and moves them into place, which a private / never sees
@@ -44,9 +50,8 @@ import (
 // folder is 0700 root) nor under ProtectHome=yes|tmpfs (which hides
 // /run/user); a DynamicUser= service cannot read its LoadCredential= files
 // (0700 root); MemoryMax=, TasksMax=, DevicePolicy= have no effect (those
-// cgroup v1 controllers are not delegated). There is no journald: give units
-// StandardOutput=file:... to see their output.
-type userManager struct {
+// cgroup v1 controllers are not delegated).
+type Manager struct {
 	pid        int
 	cmd        *exec.Cmd
 	out        *bytes.Buffer
@@ -56,19 +61,28 @@ type userManager struct {
 	waitErr    error
 }
 
+// Options shape the manager.
+type Options struct {
+	// ConfigDirs are added to XDG_CONFIG_DIRS: the manager also loads units
+	// and drop-ins from <dir>/systemd/user, as a user manager whose
+	// environment.d names them does. Several unibus nodes sharing this
+	// machine, each under its own root, are found this way.
+	ConfigDirs []string
+}
+
 // runtimeDir is the manager's XDG_RUNTIME_DIR as seen inside its namespace.
 const runtimeDir = "/run/user/0"
 
 var managerSeq atomic.Int32
 
-// startUserManager starts systemd --user in its own mount namespace and
+// Start starts systemd --user in its own mount namespace and
 // cgroup and waits until it runs. Cleanup asks it to exit, then SIGKILLs it
 // and whatever is left in its cgroups, and removes them.
-func startUserManager(t *testing.T) *userManager {
+func Start(t *testing.T, opts Options) *Manager {
 	t.Helper()
-	needUserManager(t)
+	Need(t)
 	dir := t.TempDir()
-	m := &userManager{
+	m := &Manager{
 		out:        &bytes.Buffer{},
 		configHome: filepath.Join(dir, "config"),
 		home:       filepath.Join(dir, "home"),
@@ -97,6 +111,7 @@ func startUserManager(t *testing.T) *userManager {
 		"XDG_RUNTIME_DIR="+runtimeDir,
 		"XDG_CONFIG_HOME="+m.configHome,
 		"HOME="+m.home, // keeps root's own ~/.config/systemd/user out
+		"XDG_CONFIG_DIRS="+strings.Join(append(slices.Clone(opts.ConfigDirs), "/etc/xdg"), ":"),
 		"DBUS_SESSION_BUS_ADDRESS=unix:path="+runtimeDir+"/bus",
 		"SYSTEMD_LOG_LEVEL=info",
 		"SYSTEMD_LOG_TARGET=console",
@@ -125,12 +140,15 @@ mkdir /run/systemd/system /run/systemd/inaccessible
 mount --bind "$1" /run/systemd/inaccessible
 mount -t tmpfs -o mode=0755 tmpfs /run/user
 mkdir -m 0700 "$XDG_RUNTIME_DIR"
+mkdir -p /run/log /run/systemd/journal
+mount -t tmpfs -o mode=0755 tmpfs /run/log
+/lib/systemd/systemd-journald >/dev/null 2>&1 &
 exec systemd --user
 `
 
-// needUserManager skips when this machine cannot run the harness at all:
+// Need skips when this machine cannot run the harness at all:
 // not root, a tool missing, no user D-Bus units, or mount namespaces refused.
-func needUserManager(t *testing.T) {
+func Need(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("systemd user-manager harness: needs root (mount namespace, cgroups)")
@@ -205,7 +223,7 @@ func makeInaccessibleNodes(dir string) error {
 }
 
 // waitRunning waits for the bus socket and for the manager to say running.
-func (m *userManager) waitRunning(t *testing.T, exited <-chan struct{}) {
+func (m *Manager) waitRunning(t *testing.T, exited <-chan struct{}) {
 	t.Helper()
 	bus := m.HostPath(runtimeDir + "/bus")
 	deadline := time.Now().Add(30 * time.Second)
@@ -230,22 +248,35 @@ func (m *userManager) waitRunning(t *testing.T, exited <-chan struct{}) {
 
 // HostPath is where a path inside the manager's mount namespace is seen
 // from the host, e.g. its bus socket for a D-Bus client outside.
-func (m *userManager) HostPath(p string) string {
+func (m *Manager) HostPath(p string) string {
 	return filepath.Join("/proc", strconv.Itoa(m.pid), "root", p)
 }
 
 // BusAddress is the manager's D-Bus address, usable from the host.
-func (m *userManager) BusAddress() string {
+func (m *Manager) BusAddress() string {
 	return "unix:path=" + m.HostPath(runtimeDir+"/bus")
 }
 
+// Env is what a process on the host needs to drive this manager as a
+// unibus node's service manager would: XDG_RUNTIME_DIR for its private
+// bus socket, and where its journal is.
+func (m *Manager) Env() []string {
+	return []string{
+		"XDG_RUNTIME_DIR=" + m.HostPath(runtimeDir),
+		"UNIBUS_JOURNAL_DIRECTORY=" + m.JournalDir(),
+	}
+}
+
+// JournalDir is the manager's journal folder as the host sees it.
+func (m *Manager) JournalDir() string { return m.HostPath("/run/log/journal") }
+
 // UnitDir is where a unit file placed (not linked) is found by the manager.
-func (m *userManager) UnitDir() string { return filepath.Join(m.configHome, "systemd", "user") }
+func (m *Manager) UnitDir() string { return filepath.Join(m.configHome, "systemd", "user") }
 
 // Command runs name inside the manager's mount namespace with its
 // environment, so systemctl, systemd-run and systemd-analyze see the tmpfs
 // /run/systemd that tells them a systemd runs.
-func (m *userManager) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+func (m *Manager) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	argv := append([]string{"-t", strconv.Itoa(m.pid), "-m", "--",
 		"env", "XDG_RUNTIME_DIR=" + runtimeDir, "XDG_CONFIG_HOME=" + m.configHome, "HOME=" + m.home,
 		"DBUS_SESSION_BUS_ADDRESS=unix:path=" + runtimeDir + "/bus", "SYSTEMD_PAGER=", name}, args...)
@@ -254,7 +285,7 @@ func (m *userManager) Command(ctx context.Context, name string, args ...string) 
 
 // Systemctl runs systemctl --user ARGS in the namespace; the error holds
 // its output.
-func (m *userManager) Systemctl(ctx context.Context, args ...string) (string, error) {
+func (m *Manager) Systemctl(ctx context.Context, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	out, err := m.Command(ctx, "systemctl", append([]string{"--user", "--no-pager"}, args...)...).CombinedOutput()
@@ -265,7 +296,7 @@ func (m *userManager) Systemctl(ctx context.Context, args ...string) (string, er
 }
 
 // Show returns one property of a unit (systemctl --user show -p NAME --value).
-func (m *userManager) Show(t *testing.T, unit, prop string) string {
+func (m *Manager) Show(t *testing.T, unit, prop string) string {
 	t.Helper()
 	out, err := m.Systemctl(context.Background(), "show", "-p", prop, "--value", unit)
 	if err != nil {
@@ -276,7 +307,7 @@ func (m *userManager) Show(t *testing.T, unit, prop string) string {
 
 // shutdown lets the manager stop its units (which removes their PrivateTmp
 // folders), then SIGKILLs it and anything left in its cgroups.
-func (m *userManager) shutdown(t *testing.T, exited <-chan struct{}) {
+func (m *Manager) shutdown(t *testing.T, exited <-chan struct{}) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	m.Command(ctx, "systemctl", "--user", "exit").Run()
 	cancel()
@@ -297,7 +328,7 @@ func (m *userManager) shutdown(t *testing.T, exited <-chan struct{}) {
 
 // killCgroups SIGKILLs every process left under the manager's cgroups and
 // waits until they are empty.
-func (m *userManager) killCgroups(t *testing.T) {
+func (m *Manager) killCgroups(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		pids := m.cgroupPIDs()
@@ -315,7 +346,7 @@ func (m *userManager) killCgroups(t *testing.T) {
 	}
 }
 
-func (m *userManager) cgroupPIDs() []int {
+func (m *Manager) cgroupPIDs() []int {
 	var pids []int
 	for _, cg := range m.cgroups {
 		filepath.WalkDir(cg, func(p string, d os.DirEntry, err error) error {
@@ -335,7 +366,7 @@ func (m *userManager) cgroupPIDs() []int {
 }
 
 // removeCgroups removes the manager's cgroup folders, deepest first.
-func (m *userManager) removeCgroups(t *testing.T) {
+func (m *Manager) removeCgroups(t *testing.T) {
 	for _, cg := range m.cgroups {
 		var dirs []string
 		filepath.WalkDir(cg, func(p string, d os.DirEntry, err error) error {
