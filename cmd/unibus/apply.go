@@ -15,7 +15,6 @@ import (
 	"github.com/unibus/unibus/internal/cli"
 	"github.com/unibus/unibus/pki"
 	"github.com/unibus/unibus/provision"
-	"github.com/unibus/unibus/units"
 )
 
 func newApplyCmd(ui cli.UI) *cobra.Command {
@@ -126,7 +125,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 	// node whose service it cannot then start.
 	for i := range spec.Nodes {
 		if _, err := managerFor(&spec.Nodes[i]); err != nil {
-			return cli.WithHint(fmt.Errorf("node %s: %w", spec.Nodes[i].Name, err), "unibus plan and unibus render work for every node; apply needs manager = \"exec\" on this machine for now")
+			return cli.WithHint(fmt.Errorf("node %s: %w", spec.Nodes[i].Name, err), "unibus plan and unibus render work for every node; apply drives nodes on this machine for now (ssh: not yet)")
 		}
 	}
 	lock, err := provision.AcquireLock(spec.Cluster.StateDir, "apply", r.lockTimeout)
@@ -223,30 +222,4 @@ func confirm(cmd *cobra.Command) error {
 		return errors.New("apply cancelled: nothing was changed")
 	}
 	return nil
-}
-
-// managerFor is the service manager that runs a node's units.
-func managerFor(n *provision.Node) (units.Manager, error) {
-	switch n.Target.Manager {
-	case provision.Exec:
-		if n.Target.SSH != "" {
-			return nil, fmt.Errorf("manager exec over ssh is not supported yet")
-		}
-		return units.NewExecManager(n.Target.Root, n.Target.Scope), nil
-	}
-	return nil, fmt.Errorf("manager %s: unibus apply drives only manager = \"exec\" so far", n.Target.Manager)
-}
-
-// observeService is the plan's view of a node's service.
-func observeService(ctx context.Context, n *provision.Node, unit string) (*provision.ServiceState, error) {
-	if n.Target.Manager != provision.Exec || n.Target.SSH != "" {
-		return nil, nil
-	}
-	m := units.NewExecManager(n.Target.Root, n.Target.Scope)
-	st, err := m.Status(ctx, unit)
-	if err != nil {
-		return nil, err
-	}
-	v, _ := m.Version(ctx)
-	return &provision.ServiceState{ActiveState: st.ActiveState, SubState: st.SubState, Manager: m.Name(), ManagerVersion: v}, nil
 }

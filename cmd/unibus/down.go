@@ -14,7 +14,7 @@ func newDownCmd(ui cli.UI) *cobra.Command {
 	vars := varFlag{}
 	cmd := &cobra.Command{
 		Use:   "down [-var name=value]... [SPEC]",
-		Short: "Stop the services the exec manager runs for the spec's nodes",
+		Short: "Stop the services of the spec's nodes (exec or systemd manager)",
 		Long: `Down stops every node's membershipd that unibus's own supervisor
 (manager = "exec") runs: KillSignal, then SIGKILL after TimeoutStopSec. Files,
 state and identities stay; unibus apply starts the nodes again.`,
@@ -33,11 +33,11 @@ state and identities stay; unibus apply starts the nodes again.`,
 			for i := range spec.Nodes {
 				n := &spec.Nodes[i]
 				unit := spec.UnitNameFor(n)
-				if n.Target.Manager != provision.Exec || n.Target.SSH != "" {
-					ui.Warnf("%s: manager %s: not stopped (down stops what the exec manager runs)", n.Name, n.Target.Manager)
+				m, err := managerFor(n)
+				if err != nil {
+					ui.Warnf("%s: not stopped: %v", n.Name, err)
 					continue
 				}
-				m := units.NewExecManager(n.Target.Root, n.Target.Scope)
 				st, err := m.Status(cmd.Context(), unit)
 				if err != nil {
 					return fmt.Errorf("node %s: %w", n.Name, err)

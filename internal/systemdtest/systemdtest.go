@@ -22,7 +22,7 @@ import (
 
 // A real systemd user manager for tests, on machines where systemd is not
 // PID 1. systemd --user refuses to run unless /run/systemd/system exists,
-// so it runs in a private mount namespace with a tmpfs over /run/systemd.
+// so it runs in a private mount namespace with a tmpfs over /run.
 // Each piece of the recipe answers a failure seen on a hybrid-cgroup host:
 //
 //   - own cgroup first: a manager that starts in the root cgroup moves every
@@ -32,7 +32,11 @@ import (
 //     over hidden paths (ProtectHome=, ProtectKernelTunables=,
 //     ProtectKernelLogs=) from there, which PID 1 would have made;
 //     without them those units fail with 226/NAMESPACE;
-//   - XDG_RUNTIME_DIR on a tmpfs over /run/user, not under /tmp: PrivateTmp=
+//   - a tmpfs over all of /run, as on a real host (here /run is a plain
+//     folder of /): systemd rebuilds /run for units that remount /proc or
+//     /sys (ProtectKernelTunables=, ProtectProc=, ...) and then loses what
+//     was mounted under it, the notify socket included;
+//   - XDG_RUNTIME_DIR in that /run, not under /tmp: PrivateTmp=
 //     (implied by DynamicUser=) hides /tmp, and with it the notify socket;
 //   - a journald of its own (its sockets in the private /run/systemd, its
 //     files on a tmpfs /run/log), so units log as on a real host and a
@@ -135,13 +139,10 @@ func Start(t *testing.T, opts Options) *Manager {
 const startScript = `
 for cg in $2; do echo $$ > "$cg/cgroup.procs"; done
 mount --make-rshared /
-mount -t tmpfs -o mode=0755 tmpfs /run/systemd
-mkdir /run/systemd/system /run/systemd/inaccessible
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/systemd/system /run/systemd/inaccessible /run/systemd/journal /run/user /run/log
 mount --bind "$1" /run/systemd/inaccessible
-mount -t tmpfs -o mode=0755 tmpfs /run/user
 mkdir -m 0700 "$XDG_RUNTIME_DIR"
-mkdir -p /run/log /run/systemd/journal
-mount -t tmpfs -o mode=0755 tmpfs /run/log
 /lib/systemd/systemd-journald >/dev/null 2>&1 &
 exec systemd --user
 `
@@ -381,4 +382,24 @@ func (m *Manager) removeCgroups(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Dir is a fresh folder for what the manager's units read (their
+// binaries, the node roots), removed at the end of the test. It is not
+// under /tmp or /var/tmp: PrivateTmp= gives a unit its own, hiding those.
+func Dir(t *testing.T) string {
+	t.Helper()
+	base := "/var/lib/unibus-test"
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.MkdirTemp(base, "run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
 }

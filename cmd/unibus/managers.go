@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/unibus/unibus/provision"
+	"github.com/unibus/unibus/units"
+)
+
+// minSystemd is the oldest systemd the rendered units run under: they
+// name credentials with %d, which systemd 248 added.
+const minSystemd = 248
+
+// systemdManagers holds one D-Bus connection per scope for the whole run.
+var systemdManagers = struct {
+	sync.Mutex
+	m map[units.Scope]*units.SystemdManager
+}{m: map[units.Scope]*units.SystemdManager{}}
+
+// managerFor is the service manager that runs a node's units.
+func managerFor(n *provision.Node) (units.Manager, error) {
+	if n.Target.SSH != "" {
+		return nil, fmt.Errorf("manager %s over ssh is not supported yet", n.Target.Manager)
+	}
+	switch n.Target.Manager {
+	case provision.Exec:
+		return units.NewExecManager(n.Target.Root, n.Target.Scope), nil
+	case provision.Systemd:
+		systemdManagers.Lock()
+		defer systemdManagers.Unlock()
+		m := systemdManagers.m[n.Target.Scope]
+		if m == nil {
+			m = units.NewSystemdManager(n.Target.Scope)
+			systemdManagers.m[n.Target.Scope] = m
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("manager %q: want exec or systemd", n.Target.Manager)
+}
+
+// observeService is the plan's view of a node's service. Under systemd it
+// also refuses, in one line, what would fail only at start: a systemd too
+// old for the units, or a manager that would never load them.
+func observeService(ctx context.Context, n *provision.Node, unit string) (*provision.ServiceState, error) {
+	if n.Target.SSH != "" {
+		return nil, nil
+	}
+	m, err := managerFor(n)
+	if err != nil {
+		return nil, err
+	}
+	v, err := m.Version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sd, ok := m.(*units.SystemdManager); ok {
+		if err := checkSystemd(ctx, sd, n, v); err != nil {
+			return nil, err
+		}
+	}
+	st, err := m.Status(ctx, unit)
+	if err != nil {
+		return nil, err
+	}
+	return &provision.ServiceState{ActiveState: st.ActiveState, SubState: st.SubState, Manager: m.Name(), ManagerVersion: v}, nil
+}
+
+func checkSystemd(ctx context.Context, m *units.SystemdManager, n *provision.Node, version string) error {
+	major, err := units.MajorVersion(version)
+	if err != nil {
+		return err
+	}
+	if major < minSystemd {
+		return fmt.Errorf("%s is too old: the units load credentials with %%d, which needs systemd %d or later", version, minSystemd)
+	}
+	dirs, err := m.UnitPath(ctx)
+	if err != nil {
+		return err
+	}
+	want := filepath.Join(n.Target.Root, n.Target.Scope.UnitDir())
+	if !slices.ContainsFunc(dirs, func(d string) bool { return filepath.Clean(d) == want }) {
+		if n.Target.Scope == units.User {
+			return fmt.Errorf("the systemd user manager does not load units from %s (root %s is not its user's home): set root to the home of the user whose manager runs the node, or add %s to XDG_CONFIG_DIRS in ~/.config/environment.d and log in again",
+				want, n.Target.Root, filepath.Join(n.Target.Root, ".config"))
+		}
+		return fmt.Errorf("systemd does not load units from %s: a system node's root must be / (got %s)", want, n.Target.Root)
+	}
+	return nil
+}
