@@ -11,7 +11,7 @@ LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
 # with the race detector, which needs cgo (the binaries stay CGO_ENABLED=0).
 TESTFLAGS ?= -count=1 -p 2 -timeout 25m -race
 
-.PHONY: build run down run-single deps test lint bench bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec bench-apply fuzz clean
+.PHONY: build run down run-single deps test lint bench bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec bench-apply bench-systemd fuzz clean
 # Fuzz targets as package:Target; `make test` runs each briefly, from the
 # committed corpus in testdata/fuzz (new finds land in the Go cache; copy
 # them into testdata/fuzz to keep them).
@@ -72,7 +72,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 # Benchmarks are never part of `make test`: the machine is shared and noisy.
-bench: bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec bench-apply
+bench: bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec bench-apply bench-systemd
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
@@ -100,6 +100,11 @@ bench-accounts:
 
 # membershipd to READY=1 and to /readyz 200 under the exec manager beside
 # the same binary run directly, interleaved rounds, medians.
+# apply of the 3-node local cluster under a real systemd user manager
+# beside the same under the exec manager, 5 interleaved rounds (as root).
+bench-systemd:
+	$(GO) test -run '^$$' -bench BenchmarkApplyManagers -benchtime 5x -count 1 ./cmd/unibus
+
 bench-exec:
 	$(GO) test -run '^$$' -bench BenchmarkExecStartToReady -benchtime 15x -count 1 ./units
 

@@ -82,7 +82,7 @@ var managerSeq atomic.Int32
 // Start starts systemd --user in its own mount namespace and
 // cgroup and waits until it runs. Cleanup asks it to exit, then SIGKILLs it
 // and whatever is left in its cgroups, and removes them.
-func Start(t *testing.T, opts Options) *Manager {
+func Start(t testing.TB, opts Options) *Manager {
 	t.Helper()
 	Need(t)
 	dir := t.TempDir()
@@ -149,7 +149,7 @@ exec systemd --user
 
 // Need skips when this machine cannot run the harness at all:
 // not root, a tool missing, no user D-Bus units, or mount namespaces refused.
-func Need(t *testing.T) {
+func Need(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("systemd user-manager harness: needs root (mount namespace, cgroups)")
@@ -224,7 +224,7 @@ func makeInaccessibleNodes(dir string) error {
 }
 
 // waitRunning waits for the bus socket and for the manager to say running.
-func (m *Manager) waitRunning(t *testing.T, exited <-chan struct{}) {
+func (m *Manager) waitRunning(t testing.TB, exited <-chan struct{}) {
 	t.Helper()
 	bus := m.HostPath(runtimeDir + "/bus")
 	deadline := time.Now().Add(30 * time.Second)
@@ -271,6 +271,9 @@ func (m *Manager) Env() []string {
 // JournalDir is the manager's journal folder as the host sees it.
 func (m *Manager) JournalDir() string { return m.HostPath("/run/log/journal") }
 
+// StateDir is the manager's %S: units' StateDirectory= folders are in it.
+func (m *Manager) StateDir() string { return filepath.Join(m.home, ".local", "state") }
+
 // UnitDir is where a unit file placed (not linked) is found by the manager.
 func (m *Manager) UnitDir() string { return filepath.Join(m.configHome, "systemd", "user") }
 
@@ -297,7 +300,7 @@ func (m *Manager) Systemctl(ctx context.Context, args ...string) (string, error)
 }
 
 // Show returns one property of a unit (systemctl --user show -p NAME --value).
-func (m *Manager) Show(t *testing.T, unit, prop string) string {
+func (m *Manager) Show(t testing.TB, unit, prop string) string {
 	t.Helper()
 	out, err := m.Systemctl(context.Background(), "show", "-p", prop, "--value", unit)
 	if err != nil {
@@ -308,7 +311,7 @@ func (m *Manager) Show(t *testing.T, unit, prop string) string {
 
 // shutdown lets the manager stop its units (which removes their PrivateTmp
 // folders), then SIGKILLs it and anything left in its cgroups.
-func (m *Manager) shutdown(t *testing.T, exited <-chan struct{}) {
+func (m *Manager) shutdown(t testing.TB, exited <-chan struct{}) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	m.Command(ctx, "systemctl", "--user", "exit").Run()
 	cancel()
@@ -329,7 +332,7 @@ func (m *Manager) shutdown(t *testing.T, exited <-chan struct{}) {
 
 // killCgroups SIGKILLs every process left under the manager's cgroups and
 // waits until they are empty.
-func (m *Manager) killCgroups(t *testing.T) {
+func (m *Manager) killCgroups(t testing.TB) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		pids := m.cgroupPIDs()
@@ -367,7 +370,7 @@ func (m *Manager) cgroupPIDs() []int {
 }
 
 // removeCgroups removes the manager's cgroup folders, deepest first.
-func (m *Manager) removeCgroups(t *testing.T) {
+func (m *Manager) removeCgroups(t testing.TB) {
 	for _, cg := range m.cgroups {
 		var dirs []string
 		filepath.WalkDir(cg, func(p string, d os.DirEntry, err error) error {
@@ -387,7 +390,7 @@ func (m *Manager) removeCgroups(t *testing.T) {
 // Dir is a fresh folder for what the manager's units read (their
 // binaries, the node roots), removed at the end of the test. It is not
 // under /tmp or /var/tmp: PrivateTmp= gives a unit its own, hiding those.
-func Dir(t *testing.T) string {
+func Dir(t testing.TB) string {
 	t.Helper()
 	base := "/var/lib/unibus-test"
 	if err := os.MkdirAll(base, 0o755); err != nil {

@@ -20,6 +20,11 @@ var membershipd = sync.OnceValues(func() (string, error) { return build("members
 // source; the first call builds it (seconds with a warm build cache).
 func Membershipd() (string, error) { return membershipd() }
 
+var unibus = sync.OnceValues(func() (string, error) { return build("unibus") })
+
+// Unibus is the path of a unibus built from this module's source.
+func Unibus() (string, error) { return unibus() }
+
 // Remove deletes the built binaries; call it from TestMain after m.Run.
 func Remove() {
 	if d, err := dir(); err == nil {
