@@ -75,7 +75,7 @@ lint:
 bench: bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec bench-apply bench-systemd
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+	$(GO) test -run '^$$' -skip BenchmarkApplyManagers -bench . -benchmem -count 5 ./...
 
 bench-dataplane: build
 	./scripts/bench-dataplane.sh
