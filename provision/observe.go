@@ -48,6 +48,9 @@ type ServiceState struct {
 	SubState       string `json:"sub_state,omitempty"`
 	Manager        string `json:"manager"`
 	ManagerVersion string `json:"manager_version,omitempty"`
+	// NotEnforced are directives of the units the manager accepts but
+	// does not apply ("Name="); plan names them.
+	NotEnforced []string `json:"not_enforced,omitempty"`
 }
 
 // ServiceObserver reports a node's service; the integrator fills it from

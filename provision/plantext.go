@@ -31,6 +31,9 @@ func (doc *PlanDoc) WriteText(w io.Writer) error {
 			where += fmt.Sprintf("; %s %s, service %s", sv.Manager, sv.ManagerVersion, sv.ActiveState)
 		}
 		fmt.Fprintf(&b, "Node %s (%s):\n", n.Node, where)
+		if sv := n.Service; sv != nil && len(sv.NotEnforced) > 0 {
+			fmt.Fprintf(&b, "  ! %s %s does not enforce %s\n", sv.Manager, sv.ManagerVersion, strings.Join(sv.NotEnforced, " "))
+		}
 		for _, c := range n.Changes {
 			mark := map[string]string{"add": "+", "change": "~", "remove": "-"}[c.Action]
 			fmt.Fprintf(&b, "  %s %s  %s", mark, c.Path, modeNote(c))

@@ -117,7 +117,7 @@ func (m *SystemdManager) Close() {
 	}
 }
 
-// Version is "systemd N (full version)".
+// Version is systemd's own, such as "252.38-1~deb12u1".
 func (m *SystemdManager) Version(ctx context.Context) (string, error) {
 	c, err := m.connect(ctx)
 	if err != nil {
@@ -127,12 +127,11 @@ func (m *SystemdManager) Version(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("systemd version: %w", err)
 	}
-	v = strings.Trim(v, `"`)
-	return "systemd " + v, nil
+	return strings.Trim(v, `"`), nil
 }
 
-// MajorVersion is the leading number of a Version answer ("systemd 252
-// (252.38-1~deb12u1)" or "systemd 252.38-1~deb12u1" → 252).
+// MajorVersion is the leading number of a Version answer
+// ("252.38-1~deb12u1" → 252).
 func MajorVersion(v string) (int, error) {
 	f := strings.TrimPrefix(v, "systemd ")
 	end := strings.IndexFunc(f, func(r rune) bool { return r < '0' || r > '9' })

@@ -66,7 +66,12 @@ func observeService(ctx context.Context, n *provision.Node, unit string) (*provi
 	if err != nil {
 		return nil, err
 	}
-	return &provision.ServiceState{ActiveState: st.ActiveState, SubState: st.SubState, Manager: m.Name(), ManagerVersion: v}, nil
+	ss := &provision.ServiceState{ActiveState: st.ActiveState, SubState: st.SubState, Manager: m.Name(), ManagerVersion: v}
+	if m.Name() == "systemd" && n.Target.Scope == units.User {
+		// (The exec manager enforces no sandboxing at all; apply says so.)
+		ss.NotEnforced = units.LocalUserManagerNotEnforced()
+	}
+	return ss, nil
 }
 
 func checkSystemd(ctx context.Context, m *units.SystemdManager, n *provision.Node, version string) error {
@@ -75,7 +80,7 @@ func checkSystemd(ctx context.Context, m *units.SystemdManager, n *provision.Nod
 		return err
 	}
 	if major < minSystemd {
-		return fmt.Errorf("%s is too old: the units load credentials with %%d, which needs systemd %d or later", version, minSystemd)
+		return fmt.Errorf("systemd %s is too old: the units load credentials with %%d, which needs systemd %d or later", version, minSystemd)
 	}
 	dirs, err := m.UnitPath(ctx)
 	if err != nil {
