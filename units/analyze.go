@@ -28,17 +28,18 @@ var ErrNoAnalyzer = errors.New("systemd-analyze not found; install the systemd p
 // depends on (sysinit.target and friends) under that root. So the unit and
 // its drop-ins are copied into a fresh root with stub targets and an
 // executable placeholder at each ExecStart path (the real binary lives on
-// the node). systemd-analyze cannot combine --user with --root (v252:
-// "Failed to initialize unit search paths"), so user units are checked
-// there by the system manager's rules, which accept every setting unibus
-// writes into them.
+// the node). User units are checked by the user manager's rules
+// (systemd-analyze --user), which cannot be combined with --root (v252:
+// "Failed to initialize unit search paths"): their scratch tree is a
+// XDG_CONFIG_HOME instead, and the placeholder is named in ExecStart= by
+// its scratch path, the arguments kept.
 func Verify(ctx context.Context, nodeRoot string, scope Scope, name string) error {
 	scratch, err := scratchRoot(nodeRoot, scope, name)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	out, err := analyze(ctx, "verify", "--man=no", "--root="+scratch, name)
+	out, err := analyze(ctx, scratch, scope, "verify", "--man=no", name)
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		return fmt.Errorf("systemd-analyze verify %s: %s", name, strings.TrimSpace(strings.ReplaceAll(string(out), scratch, "")))
 	}
@@ -62,7 +63,7 @@ func Security(ctx context.Context, nodeRoot string, scope Scope, name string) (E
 		return Exposure{}, err
 	}
 	defer os.RemoveAll(scratch)
-	out, err := analyze(ctx, "security", "--offline=true", "--no-pager", "--root="+scratch, name)
+	out, err := analyze(ctx, scratch, scope, "security", "--offline=true", "--no-pager", name)
 	if err != nil {
 		return Exposure{}, fmt.Errorf("systemd-analyze security %s: %w: %s", name, err, out)
 	}
@@ -77,14 +78,25 @@ func Security(ctx context.Context, nodeRoot string, scope Scope, name string) (E
 	return Exposure{Score: score, Report: string(out)}, nil
 }
 
-func analyze(ctx context.Context, args ...string) ([]byte, error) {
+// analyze runs systemd-analyze on the scratch tree of scope.
+func analyze(ctx context.Context, scratch string, scope Scope, args ...string) ([]byte, error) {
 	bin, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		return nil, ErrNoAnalyzer
 	}
+	env := append(os.Environ(), "SYSTEMD_COLORS=0", "SYSTEMD_PAGER=")
+	if scope == User {
+		args = append([]string{"--user"}, args...)
+		env = append(env, "XDG_CONFIG_HOME="+filepath.Join(scratch, "config"),
+			"XDG_RUNTIME_DIR="+filepath.Join(scratch, "run"), "HOME="+scratch, "XDG_CONFIG_DIRS=", "XDG_DATA_DIRS=")
+	} else {
+		args = append([]string{"--root=" + scratch}, args...)
+	}
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "SYSTEMD_COLORS=0", "SYSTEMD_PAGER=")
-	return cmd.CombinedOutput()
+	cmd.Env = env
+	cmd.Dir = scratch
+	out, err := cmd.CombinedOutput()
+	return bytes.ReplaceAll(out, []byte(scratch), nil), err
 }
 
 // stubTargets are what a service with default dependencies pulls in.
@@ -102,6 +114,12 @@ func scratchRoot(nodeRoot string, scope Scope, name string) (string, error) {
 	}
 	unitDir := filepath.Join(scratch, "etc", "systemd", "system")
 	libDir := filepath.Join(scratch, "usr", "lib", "systemd", "system")
+	if scope == User {
+		unitDir = filepath.Join(scratch, "config", "systemd", "user")
+		if err := os.Mkdir(filepath.Join(scratch, "run"), 0o700); err != nil {
+			return fail(err)
+		}
+	}
 	for _, d := range []string{unitDir, libDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fail(err)
@@ -125,29 +143,38 @@ func scratchRoot(nodeRoot string, scope Scope, name string) (string, error) {
 		if err != nil {
 			return fail(err)
 		}
-		dst := filepath.Join(unitDir, rel)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return fail(err)
-		}
-		if err := os.WriteFile(dst, data, 0o644); err != nil {
-			return fail(err)
-		}
 		f, err := Parse(data)
 		if err != nil {
 			return fail(fmt.Errorf("%s: %w", rel, err))
 		}
 		for _, exe := range f.Values("Service", "ExecStart") {
 			fields := strings.Fields(exe)
-			if len(fields) == 0 || !strings.HasPrefix(strings.TrimLeft(fields[0], "-@:+!"), "/") {
+			prog := ""
+			if len(fields) > 0 {
+				prog = strings.TrimLeft(fields[0], "-@:+!")
+			}
+			if !strings.HasPrefix(prog, "/") {
 				continue
 			}
-			p := filepath.Join(scratch, strings.TrimLeft(fields[0], "-@:+!"))
+			p := filepath.Join(scratch, prog)
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				return fail(err)
 			}
 			if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
 				return fail(err)
 			}
+			if scope == User {
+				for _, end := range []string{" ", "\n"} {
+					data = bytes.ReplaceAll(data, []byte("ExecStart="+fields[0]+end), []byte("ExecStart="+strings.Replace(fields[0], prog, p, 1)+end))
+				}
+			}
+		}
+		dst := filepath.Join(unitDir, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return fail(err)
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			return fail(err)
 		}
 	}
 	return scratch, nil

@@ -169,3 +169,32 @@ func TestVerifyAndSecurity(t *testing.T) {
 		t.Fatalf("Verify(bad drop-in) = %v, want an error naming the value", err)
 	}
 }
+
+// User units are checked by the user manager's rules (systemd-analyze
+// --user) from where a user's units live, drop-ins included.
+func TestVerifyUserUnit(t *testing.T) {
+	needAnalyzer(t)
+	ctx := context.Background()
+	userUnit := strings.Replace(plainUnit, "multi-user.target", "default.target", 1)
+	put := func(root, body string, dropIns map[string]string) {
+		dir := filepath.Join(root, filepath.FromSlash(User.UnitDir()))
+		os.MkdirAll(filepath.Join(dir, "plain.service.d"), 0o755)
+		os.WriteFile(filepath.Join(dir, "plain.service"), []byte(body), 0o644)
+		for n, b := range dropIns {
+			os.WriteFile(filepath.Join(dir, "plain.service.d", n), []byte(b), 0o644)
+		}
+	}
+	good := t.TempDir()
+	put(good, userUnit, map[string]string{"env.conf": "[Service]\nEnvironment=A=1\n"})
+	if err := Verify(ctx, good, User, "plain.service"); err != nil {
+		t.Fatalf("Verify(good user unit) = %v", err)
+	}
+	if exp, err := Security(ctx, good, User, "plain.service"); err != nil || exp.Score < 9 {
+		t.Fatalf("Security(unhardened user unit) = %.1f, %v; want >= 9", exp.Score, err)
+	}
+	badDropIn := t.TempDir()
+	put(badDropIn, userUnit, map[string]string{"bad.conf": "[Service]\nProtectEverything=yes\n"})
+	if err := Verify(ctx, badDropIn, User, "plain.service"); err == nil || !strings.Contains(err.Error(), "ProtectEverything") {
+		t.Fatalf("Verify(user unit, bad drop-in) = %v, want an error naming the key", err)
+	}
+}
