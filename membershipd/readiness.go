@@ -110,7 +110,9 @@ func (d *Daemon) healthSnapshot() *healthSnapshot {
 
 func (d *Daemon) computeHealth() *healthSnapshot {
 	d.health.runs.Add(1)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	// The meta leader waits up to 4s for a stream's leader before it lists
+	// the stream as missing: the bound leaves room for that answer.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 	defer cancel()
 	s := &healthSnapshot{posture: d.posture(ctx), notReady: d.ready(ctx)}
 	if dp := d.dataPlane(); dp != nil {
@@ -119,7 +121,7 @@ func (d *Daemon) computeHealth() *healthSnapshot {
 		// Without a meta leader JetStream stops answering: the cluster
 		// block of the same snapshot has the cause.
 		var nr *notReadyError
-		if c := nh.Cluster; c != nil && !c.MetaLeader && errors.As(s.notReady, &nr) && nr.code == reasonJetStreamStarting {
+		if c := nh.Cluster; c != nil && !c.MetaLeaderKnown && errors.As(s.notReady, &nr) && nr.code == reasonJetStreamStarting {
 			s.notReady = c.notConverged()
 		}
 	}
