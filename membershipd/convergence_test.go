@@ -3,6 +3,9 @@ package membershipd
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,7 +125,6 @@ func TestConvergenceFactsNodeDown(t *testing.T) {
 	})
 }
 
-
 // TestRecordConvergenceAnswers writes the raw answers the decision's unit
 // tests read, from a real cluster: UNIBUS_RECORD_CONVERGENCE=1 go test -run
 // TestRecordConvergenceAnswers ./membershipd.
@@ -141,10 +143,28 @@ func TestRecordConvergenceAnswers(t *testing.T) {
 		}
 		t.Logf("%s: %+v", name, converge.Decide(in))
 	}
+	// The gate's unit tests read a node's /readyz and /healthz answers.
+	gateDir := filepath.Join("..", "rollout", "testdata")
+	recordHTTP := func(name string, d *Daemon) {
+		for _, path := range []string{"/readyz", "/healthz"} {
+			resp, err := http.Get(endpoint(d, path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			file := fmt.Sprintf("%s%s_%d.json", name, strings.ReplaceAll(path, "/", "_"), resp.StatusCode)
+			if err := os.WriteFile(filepath.Join(gateDir, file), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	tc, host := convergenceCluster(t)
 	leader := tc.metaLeader()
 	record("converged_meta_leader.json", tc.answers(leader))
 	record("converged_follower.json", tc.answers((leader+1)%3))
+	tc.waitReady(30 * time.Second)
+	recordHTTP("converged", tc.nodes[leader])
 
 	tc.halt(host)
 	waitFor(t, "a meta leader among the survivors", 30*time.Second, func() bool { return tc.metaLeader() >= 0 })
@@ -153,4 +173,9 @@ func TestRecordConvergenceAnswers(t *testing.T) {
 		return f.Offline == 1 && f.MetaServersCurrent == 2
 	})
 	record("one_server_down.json", tc.answers(tc.metaLeader()))
+	ml := tc.nodes[tc.metaLeader()]
+	waitFor(t, "the meta leader's /readyz says not converged", 30*time.Second, func() bool {
+		return getJSONQuiet(endpoint(ml, "/readyz")) == http.StatusServiceUnavailable
+	})
+	recordHTTP("one_server_down", ml)
 }
