@@ -92,7 +92,7 @@ func judge(node string, readyStatus int, readyBody, healthBody []byte, expectSer
 // a node not ok resets the count.
 type streak struct {
 	n       int
-	last    Progress // of the latest round, for the timeout's error
+	last    Progress         // of the latest round, for the timeout's error
 	counted map[string]int64 // each node's computation at the last count or reset
 }
 
