@@ -3,6 +3,7 @@ package membershipd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/unibus/unibus/internal/converge"
+	"github.com/unibus/unibus/rollout"
 )
 
 // r1Stream is an R1 stream the tests add beside the daemon's own: it lives
@@ -178,4 +180,51 @@ func TestRecordConvergenceAnswers(t *testing.T) {
 		return getJSONQuiet(endpoint(ml, "/readyz")) == http.StatusServiceUnavailable
 	})
 	recordHTTP("one_server_down", ml)
+}
+
+// TestGateOnRealCluster: the operator's gate passes on a converged
+// cluster, times out naming the node and the condition with a server
+// stopped, and passes again once it is back.
+func TestGateOnRealCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: several seconds")
+	}
+	tc, host := convergenceCluster(t)
+	nodes := func() []rollout.Node {
+		var ns []rollout.Node
+		for i, d := range tc.nodes {
+			if d != nil {
+				ns = append(ns, rollout.Node{Name: tc.cfgs[i].NodeName, BaseURL: "http://" + d.HTTPAddr()})
+			}
+		}
+		return ns
+	}
+	var lines []string
+	opt := rollout.Options{Samples: 3, Timeout: time.Minute, ExpectServers: 3, Progress: func(p rollout.Progress) { lines = append(lines, p.String()) }}
+	if err := rollout.Wait(context.Background(), nodes(), opt); err != nil {
+		t.Fatalf("converged cluster: %v", err)
+	}
+	t.Logf("converged: %d rounds, last %q", len(lines), lines[len(lines)-1])
+
+	tc.halt(host)
+	opt.Timeout = 5 * time.Second
+	err := rollout.Wait(context.Background(), nodes(), opt)
+	var nc *rollout.NotConvergedError
+	if !errors.As(err, &nc) {
+		t.Fatalf("one server down: %v; want a NotConvergedError", err)
+	}
+	t.Logf("one server down: %v", err)
+	if !strings.Contains(nc.Problem, "streams with 1/2 followers current") && !strings.Contains(nc.Problem, "meta group 2/3 servers current") {
+		t.Errorf("problem %q names neither the followers nor the meta group", nc.Problem)
+	}
+	if nc.Node == tc.cfgs[host].NodeName || nc.Node == "" {
+		t.Errorf("error names node %q, which was not polled", nc.Node)
+	}
+
+	tc.start(host)
+	opt.Timeout, lines = 2*time.Minute, nil
+	if err := rollout.Wait(context.Background(), nodes(), opt); err != nil {
+		t.Fatalf("server back: %v", err)
+	}
+	t.Logf("server back: %d rounds, first %q", len(lines), lines[0])
 }
