@@ -89,8 +89,9 @@ func TestConvergenceFactsNodeDown(t *testing.T) {
 		t.Skip("cluster test: several seconds")
 	}
 	tc, host := convergenceCluster(t)
+	start := time.Now()
 	f := tc.facts(0)
-	t.Logf("converged: %+v", f)
+	t.Logf("converged, judged in %s: %+v", time.Since(start).Round(time.Microsecond), f)
 	if f.ReplicatedStreams == 0 || f.FollowersCurrent != f.FollowersExpected || f.MetaServersCurrent != 3 || !f.HealthzOK || f.StreamsConverged != f.Streams {
 		t.Fatalf("converged cluster: %+v", f)
 	}
@@ -226,5 +227,5 @@ func TestGateOnRealCluster(t *testing.T) {
 	if err := rollout.Wait(context.Background(), nodes(), opt); err != nil {
 		t.Fatalf("server back: %v", err)
 	}
-	t.Logf("server back: %d rounds, first %q", len(lines), lines[0])
+	t.Logf("server back: %d rounds, first %q, last %q", len(lines), lines[0], lines[len(lines)-1])
 }
