@@ -2,34 +2,27 @@ package membershipd
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
+	"github.com/unibus/unibus/internal/converge"
 )
 
 // clusterHealth is the cluster block of /healthz: counts only, never a
 // stream or server name (the public endpoint must not map the deployment).
+// The counts are [converge.Facts]; the rollout gate reads them back.
 type clusterHealth struct {
-	Peers             int    `json:"peers"` // other servers this node has routes to
-	MetaLeader        bool   `json:"meta_leader_known"`
-	Streams           int    `json:"streams"`
-	ReplicatedStreams int    `json:"replicated_streams"`
-	StreamsWithLeader int    `json:"replicated_streams_with_leader"`
-	FollowersCurrent  int    `json:"followers_current"`
-	FollowersExpected int    `json:"followers_expected"`
-	MaxLag            uint64 `json:"max_lag"`
-	Converged         bool   `json:"converged"`
-	Error             string `json:"error,omitempty"` // a reason code, see readiness.go
-	listErr           error  // why the stream list is incomplete: for the log, it can name a stream
+	Peers int `json:"peers"` // other servers this node has routes to
+	converge.Facts
+	Error string `json:"error,omitempty"` // a reason code, see readiness.go
 }
 
-// convergence asks JetStream for the state of every stream. The stream
-// list is gathered by the meta leader from each stream's leader, which is
-// the only server that knows whether its followers are current; a follower's
-// own view of its peers can be stale.
-func convergence(ctx context.Context, srv *server.Server, js jetstream.JetStream) clusterHealth {
+// convergence gathers the raw JetStream answers [converge.Decide] judges,
+// through the daemon's own in-process connection and the server itself.
+func convergence(ctx context.Context, srv *server.Server, nc *nats.Conn, expectedServers int) clusterHealth {
 	var h clusterHealth
 	if rz, err := srv.Routez(nil); err == nil {
 		seen := map[string]bool{}
@@ -38,57 +31,89 @@ func convergence(ctx context.Context, srv *server.Server, js jetstream.JetStream
 		}
 		h.Peers = len(seen)
 	}
-	if jsz, err := srv.Jsz(nil); err == nil && jsz.Meta != nil {
-		h.MetaLeader = jsz.Meta.Leader != ""
-	}
-	if !h.MetaLeader {
-		h.Error = reasonQuorumLost
-		return h
-	}
-	lister := js.ListStreams(ctx)
-	for info := range lister.Info() {
-		h.Streams++
-		if info.Config.Replicas <= 1 {
-			continue
-		}
-		h.ReplicatedStreams++
-		h.FollowersExpected += info.Config.Replicas - 1
-		if info.Cluster == nil || info.Cluster.Leader == "" {
-			continue
-		}
-		h.StreamsWithLeader++
-		for _, p := range info.Cluster.Replicas {
-			if p.Current && !p.Offline {
-				h.FollowersCurrent++
-			}
-			h.MaxLag = max(h.MaxLag, p.Lag)
-		}
-	}
-	if err := lister.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
-		h.Error, h.listErr = reasonNotConverged, err
-		return h
-	}
-	h.Converged = h.StreamsWithLeader == h.ReplicatedStreams && h.FollowersCurrent == h.FollowersExpected
+	h.Facts = converge.Decide(gatherAnswers(ctx, srv, nc, expectedServers))
 	switch {
-	case h.StreamsWithLeader < h.ReplicatedStreams:
+	case h.Converged:
+	case !h.MetaLeaderKnown || h.StreamsWithLeader < h.ReplicatedStreams:
 		h.Error = reasonQuorumLost
-	case !h.Converged:
+	default:
 		h.Error = reasonNotConverged
 	}
 	return h
 }
 
+// gatherAnswers asks for every answer the decision needs. The stream list
+// is answered by the meta leader, which asks each stream's leader; the
+// stream info by the stream's leader. Both are raw: nats.go's lister drops
+// the list's offline and missing streams.
+func gatherAnswers(ctx context.Context, srv *server.Server, nc *nats.Conn, expectedServers int) converge.Input {
+	in := converge.Input{Server: srv.Name(), StreamInfo: map[string]json.RawMessage{}}
+	if jsz, err := srv.Jsz(nil); err == nil && jsz.Meta != nil {
+		in.Meta, _ = json.Marshal(jsz.Meta)
+		// The configured routes may be a subset of the cluster (seeds);
+		// the meta group knows every server that ever joined.
+		in.ExpectedServers = max(expectedServers, jsz.Meta.Size)
+		if jsz.Meta.Leader == "" {
+			// Without a meta leader the list is never answered: do not
+			// spend the request's time waiting for it.
+			in.ListError = "no meta leader"
+		}
+	}
+	// Streams and consumers included (JSEnabledOnly false): a replica
+	// this server holds that is not current fails it.
+	in.Healthz, _ = json.Marshal(srv.Healthz(&server.HealthzOptions{}))
+	if in.ListError != "" {
+		return in
+	}
+	for offset := 0; ; {
+		req, _ := json.Marshal(map[string]int{"offset": offset})
+		msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LIST", req)
+		if err != nil {
+			in.ListError = fmt.Sprintf("page at offset %d: %v", offset, err)
+			return in
+		}
+		in.StreamList = append(in.StreamList, msg.Data)
+		next, more := converge.NextOffset(msg.Data)
+		if !more {
+			break
+		}
+		offset = next
+	}
+	for _, name := range converge.Listed(in.StreamList) {
+		// A leader that does not answer within a second is as good as
+		// none; it must not use up the rest of the streams' time.
+		ictx, cancel := context.WithTimeout(ctx, time.Second)
+		msg, err := nc.RequestWithContext(ictx, "$JS.API.STREAM.INFO."+name, nil)
+		cancel()
+		if err != nil {
+			// The list's entry, gathered from the same leader, stands in.
+			continue
+		}
+		in.StreamInfo[name] = msg.Data
+	}
+	return in
+}
+
 // notConverged explains, in counts, why h is not converged.
 func (h clusterHealth) notConverged() error {
-	switch {
-	case !h.MetaLeader:
-		return &notReadyError{code: reasonQuorumLost, msg: "no JetStream meta leader (the cluster is forming, or fewer than a quorum of servers are reachable)"}
-	case h.listErr != nil:
-		return &notReadyError{code: reasonNotConverged, msg: "stream list incomplete", cause: h.listErr}
-	case h.StreamsWithLeader < h.ReplicatedStreams:
-		return &notReadyError{code: reasonQuorumLost, msg: fmt.Sprintf("%d of %d replicated streams have no leader", h.ReplicatedStreams-h.StreamsWithLeader, h.ReplicatedStreams)}
-	case h.FollowersCurrent < h.FollowersExpected:
-		return &notReadyError{code: reasonNotConverged, msg: fmt.Sprintf("followers current %d/%d (max lag %d)", h.FollowersCurrent, h.FollowersExpected, h.MaxLag)}
+	if h.Converged {
+		return nil
 	}
-	return nil
+	code := h.Error
+	if code == "" {
+		code = reasonNotConverged
+	}
+	return &notReadyError{code: code, msg: h.Reason, cause: newNamesError(h.Names)}
+}
+
+// namesError carries the names behind a reason to the log.
+type namesError []string
+
+func (n namesError) Error() string { return fmt.Sprint([]string(n)) }
+
+func newNamesError(names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	return namesError(names)
 }

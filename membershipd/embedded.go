@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -28,9 +29,24 @@ type embedded struct {
 	srv       *server.Server
 	opts      *server.Options // the last options applied; only setUsers, under Daemon.busMu, uses it
 	inCluster bool
-	nc        *nats.Conn
-	js        jetstream.JetStream
+	// expectServers is the size of the cluster the routes name: this
+	// server and each route's.
+	expectServers int
+	nc            *nats.Conn
+	js            jetstream.JetStream
+	// lastCluster is the cluster state ready computed, which health of
+	// the same snapshot reuses rather than asking every stream again.
+	lastCluster atomic.Pointer[clusterSample]
 }
+
+type clusterSample struct {
+	at time.Time
+	h  clusterHealth
+}
+
+// clusterReuse is how old a cluster state health may reuse: well inside
+// one health snapshot (healthTTL), so it is never a previous snapshot's.
+const clusterReuse = healthTTL / 2
 
 // busAuth is how the embedded server authenticates clients.
 type busAuth struct {
@@ -164,7 +180,11 @@ func startEmbedded(cfg *Config, log *slog.Logger, clientTLS *tls.Config, cs *clu
 		srv.Shutdown()
 		return nil, err
 	}
-	return &embedded{srv: srv, opts: opts, inCluster: opts.Cluster.Name != "", nc: nc, js: js}, nil
+	e := &embedded{srv: srv, opts: opts, inCluster: opts.Cluster.Name != "", nc: nc, js: js}
+	if cs != nil {
+		e.expectServers = len(cs.routes) + 1
+	}
+	return e, nil
 }
 
 // accounts are the daemon's and the members' accounts of the running
@@ -228,7 +248,9 @@ func (e *embedded) ready(ctx context.Context) error {
 		return err
 	}
 	if e.clustered() {
-		if h := convergence(ctx, e.srv, e.js); !h.Converged {
+		h := convergence(ctx, e.srv, e.nc, e.expectServers)
+		e.lastCluster.Store(&clusterSample{at: time.Now(), h: h})
+		if !h.Converged {
 			return h.notConverged()
 		}
 	}
@@ -246,8 +268,12 @@ func (e *embedded) health(ctx context.Context) dataPlaneHealth {
 		JetStream: jetStreamHealth(ctx, e.nc, e.js),
 	}
 	if e.clustered() {
-		c := convergence(ctx, e.srv, e.js)
-		h.Cluster = &c
+		if last := e.lastCluster.Load(); last != nil && time.Since(last.at) < clusterReuse {
+			h.Cluster = &last.h
+		} else {
+			c := convergence(ctx, e.srv, e.nc, e.expectServers)
+			h.Cluster = &c
+		}
 	}
 	return h
 }

@@ -46,6 +46,9 @@ type health struct {
 	NATS          *dataPlaneHealth `json:"nats,omitempty"`
 	Reason        string           `json:"reason,omitempty"` // a code, see readiness.go
 	Detail        string           `json:"detail,omitempty"` // fixed text or counts
+	// Sample numbers the computation this answer comes from (the same
+	// one serves for up to a second).
+	Sample int64 `json:"sample"`
 }
 
 // posture is the security-relevant configuration, as facts an operator or a
@@ -108,6 +111,7 @@ func (d *Daemon) handleHealthz(w http.ResponseWriter, r *http.Request) {
 		UptimeSeconds: int64(time.Since(d.started).Seconds()),
 		Posture:       s.posture,
 		NATS:          s.nats,
+		Sample:        s.seq,
 	}
 	if s.notReady != nil {
 		// A node that served and stopped (quorum lost, a peer down, a

@@ -63,6 +63,9 @@ type healthSnapshot struct {
 	nats     *dataPlaneHealth
 	// servedBefore: the node was ready at some point since it started.
 	servedBefore bool
+	// seq numbers the computations, so a client counting consecutive
+	// samples (the rollout gate) counts each computation once.
+	seq int64
 }
 
 // healthCache holds the latest snapshot; concurrent requests that find it
@@ -109,17 +112,19 @@ func (d *Daemon) healthSnapshot() *healthSnapshot {
 }
 
 func (d *Daemon) computeHealth() *healthSnapshot {
-	d.health.runs.Add(1)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	seq := d.health.runs.Add(1)
+	// The meta leader waits up to 4s for a stream's leader before it lists
+	// the stream as missing: the bound leaves room for that answer.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 	defer cancel()
-	s := &healthSnapshot{posture: d.posture(ctx), notReady: d.ready(ctx)}
+	s := &healthSnapshot{posture: d.posture(ctx), notReady: d.ready(ctx), seq: seq}
 	if dp := d.dataPlane(); dp != nil {
 		nh := dp.health(ctx)
 		s.nats = &nh
 		// Without a meta leader JetStream stops answering: the cluster
 		// block of the same snapshot has the cause.
 		var nr *notReadyError
-		if c := nh.Cluster; c != nil && !c.MetaLeader && errors.As(s.notReady, &nr) && nr.code == reasonJetStreamStarting {
+		if c := nh.Cluster; c != nil && !c.MetaLeaderKnown && errors.As(s.notReady, &nr) && nr.code == reasonJetStreamStarting {
 			s.notReady = c.notConverged()
 		}
 	}

@@ -30,6 +30,10 @@ const (
 	DefaultClusterUser     = "unibus"
 	DefaultReadyTimeout    = 2 * time.Minute
 	DefaultConvergeTimeout = 5 * time.Minute
+	// DefaultSamples: a node computes its state at most once a second, so
+	// three samples are about three seconds of a converged cluster.
+	DefaultSamples = 3
+	maxSamples     = 60
 )
 
 // check turns the decoded blocks into a Spec, reporting every problem with
@@ -520,6 +524,13 @@ func (c *check) rollout(b *rolloutBlock) {
 	}
 	r.ReadyTimeout = c.duration(b.ReadyTimeout, b.ReadyTimeoutRange, "ready_timeout", DefaultReadyTimeout)
 	r.ConvergeTimeout = c.duration(b.ConvergeTimeout, b.ConvergeTimeoutRange, "converge_timeout", DefaultConvergeTimeout)
+	r.Samples = DefaultSamples
+	if b.Samples != nil {
+		r.Samples = *b.Samples
+		if r.Samples < 1 || r.Samples > maxSamples {
+			c.errorf(b.SamplesRange, "Invalid samples", "samples = %d: the gate needs between 1 and %d consecutive converged samples (each takes about a second).", r.Samples, maxSamples)
+		}
+	}
 	seen := map[string]bool{}
 	for _, it := range c.strings(b.Order, "order") {
 		switch {

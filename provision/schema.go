@@ -61,6 +61,8 @@ type rolloutBlock struct {
 	ReadyTimeoutRange    hcl.Range      `hcl:"ready_timeout,attr_value_range"`
 	ConvergeTimeout      *string        `hcl:"converge_timeout,optional"`
 	ConvergeTimeoutRange hcl.Range      `hcl:"converge_timeout,attr_value_range"`
+	Samples              *int           `hcl:"samples,optional"`
+	SamplesRange         hcl.Range      `hcl:"samples,attr_value_range"`
 }
 
 type nodeBlock struct {

@@ -69,6 +69,9 @@ type Rollout struct {
 	Order           []string
 	ReadyTimeout    time.Duration
 	ConvergeTimeout time.Duration
+	// Samples is how many consecutive converged samples the rollout gate
+	// requires after each restart.
+	Samples int
 }
 
 // Node is a node block.

@@ -102,7 +102,7 @@ func TestThreeHostsValues(t *testing.T) {
 	if got := strings.Join(c.Rollout.Order, ","); got != "datardos,homer,magnus" {
 		t.Errorf("rollout order %s", got)
 	}
-	if c.Rollout.ReadyTimeout.String() != "2m0s" || c.Rollout.ConvergeTimeout.String() != "5m0s" {
+	if c.Rollout.ReadyTimeout.String() != "2m0s" || c.Rollout.ConvergeTimeout.String() != "5m0s" || c.Rollout.Samples != DefaultSamples {
 		t.Errorf("timeouts %v %v", c.Rollout.ReadyTimeout, c.Rollout.ConvergeTimeout)
 	}
 	if c.PKI.Validity.Hours() != 365*24 || c.PKI.RenewBefore.Hours() != 30*24 {

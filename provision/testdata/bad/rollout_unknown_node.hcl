@@ -3,6 +3,7 @@ cluster "t" {
   rollout {
     order         = ["a", "bee", "c", "a"]
     ready_timeout = "soon"
+    samples       = 0
   }
 }
 node "a" {
@@ -20,3 +21,4 @@ node "c" {
 # want: 4:27 Unknown node in rollout order
 # want: 4:39 Node listed twice in rollout order
 # want: 5:21 Invalid duration
+# want: 6:21 Invalid samples
