@@ -146,3 +146,37 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// What plan says the user manager does not enforce matches what it does:
+// a unit with DevicePolicy=closed opens a character device outside the
+// policy (a tun node made for the test) exactly when
+// LocalUserManagerNotEnforced names DevicePolicy=.
+func TestSystemdUserManagerNotEnforcedIsTrue(t *testing.T) {
+	h := systemdtest.Start(t, systemdtest.Options{})
+	m := systemdFor(t, h)
+	ctx := testCtx(t)
+	dir := systemdtest.Dir(t)
+	dev, out := filepath.Join(dir, "tun"), filepath.Join(dir, "out")
+	if err := syscall.Mknod(dev, syscall.S_IFCHR|0o600, int(unixMkdev(10, 200))); err != nil {
+		t.Skipf("cannot make a device node here: %v", err)
+	}
+	placeUnit(t, h.UnitDir(), "devpolicy.service", "[Service]\nType=oneshot\nDevicePolicy=closed\nStandardOutput=file:"+out+
+		"\nExecStart=/bin/bash -c 'exec 3<>"+dev+" && echo opened || echo refused'\n")
+	if err := m.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx, "devpolicy.service"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	opened := strings.TrimSpace(string(b)) == "opened"
+	claimed := containsString(LocalUserManagerNotEnforced(), "DevicePolicy=")
+	t.Logf("DevicePolicy=closed: device %s; plan says not enforced: %v", strings.TrimSpace(string(b)), claimed)
+	if opened != claimed {
+		t.Fatalf("DevicePolicy=closed let the device open: %v; LocalUserManagerNotEnforced names it: %v", opened, claimed)
+	}
+}
+
+func unixMkdev(major, minor uint32) uint64 {
+	return uint64(major)<<8 | uint64(minor)
+}
