@@ -84,7 +84,7 @@ func (m *SystemdManager) connect(ctx context.Context) (*sddbus.Conn, error) {
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 	}
-	return nil, fmt.Errorf("cannot reach the systemd %s manager: %w", m.scope, errors.Join(errs...))
+	return nil, fmt.Errorf("cannot reach the systemd %s manager (where no systemd runs, use manager = \"exec\"): %w", m.scope, errors.Join(errs...))
 }
 
 // dial opens one authenticated connection. The private socket speaks

@@ -1,5 +1,5 @@
 # Three membershipd nodes on this machine, on loopback ports, run by
-# unibus's own supervisor (manager = "exec") rather than systemd. Each
+# unibus's own supervisor (manager = var.manager) rather than systemd. Each
 # node's files go under .root/<node>/ here, which git ignores.
 #
 #   make build && bin/unibus apply -auto-approve examples/local-cluster
@@ -10,6 +10,11 @@
 # have none; that identity opens the CA keys and the cluster password, and
 # it is the first admin of the cluster's control plane. Binary paths are
 # relative to this folder.
+
+variable "manager" {
+  description = "exec (unibus's own supervisor) or systemd (your user manager; it must load .root/n1..n3/.config, see README)"
+  default     = "exec"
+}
 
 variable "monitor" {
   description = "open each node's nats-server monitor on loopback (-var monitor=true)"
@@ -43,7 +48,7 @@ node "n1" {
   target {
     scope   = "user"
     root    = ".root/n1"
-    manager = "exec"
+    manager = var.manager
     binary  = "../../bin/membershipd"
   }
 }
@@ -60,7 +65,7 @@ node "n2" {
   target {
     scope   = "user"
     root    = ".root/n2"
-    manager = "exec"
+    manager = var.manager
     binary  = "../../bin/membershipd"
   }
 }
@@ -77,7 +82,7 @@ node "n3" {
   target {
     scope   = "user"
     root    = ".root/n3"
-    manager = "exec"
+    manager = var.manager
     binary  = "../../bin/membershipd"
   }
 }
