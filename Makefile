@@ -47,9 +47,10 @@ deps:
 	@command -v systemd-analyze >/dev/null || { echo "installing systemd's tools (apt-get)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
 	@command -v age >/dev/null || $(GO) install filippo.io/age/cmd/...@v1.3.2
-	@# The systemd-manager tests run a real systemd --user with its own bus.
-	@test -e /usr/lib/systemd/user/dbus.socket || { echo "installing dbus-user-session (apt-get)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dbus-user-session >/dev/null; }
+	@# The systemd-manager tests run a real systemd --user and journald from
+	@# that package, in mount namespaces (util-linux: unshare, nsenter).
+	@command -v unshare >/dev/null && command -v nsenter >/dev/null || { echo "installing util-linux (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends util-linux >/dev/null; }
 
 test: deps lint
 	CGO_ENABLED=1 $(GO) test $(TESTFLAGS) ./...
