@@ -85,6 +85,10 @@ func renderNode(s *Spec, n *Node, certs *pkiState, sealed content) (NodeFiles, e
 	leaves := certs.leaves[n.Name]
 	cluster := s.IsCluster()
 
+	// Every file membershipd reads reaches it as a credential, not by its
+	// path: systemd (root) reads it and hands the service a private copy,
+	// so the config folders stay 0700 and the service's DynamicUser= needs
+	// no access to them.
 	var creds, clusterCreds []string
 	credential := func(list *[]string, id, rel string) string {
 		*list = append(*list, id+":"+units.Escape(onNode(rel)))
@@ -106,13 +110,13 @@ func renderNode(s *Spec, n *Node, certs *pkiState, sealed content) (NodeFiles, e
 		nf.add(fileOf(path.Join(tls, "client.key"), pki.KeyMode, pair[1], true))
 		nf.add(fileOf(path.Join(tls, "client-ca.crt"), pki.CertMode, certs.clientBundle, false))
 		args = append(args,
-			"--tls-cert", units.ExecArg(onNode(path.Join(tls, "client.crt"))),
+			"--tls-cert", credential(&creds, "client.crt", path.Join(tls, "client.crt")),
 			"--tls-key", credential(&creds, "client.key", path.Join(tls, "client.key")),
-			"--tls-ca", units.ExecArg(onNode(path.Join(tls, "client-ca.crt"))))
+			"--tls-ca", credential(&creds, "client-ca.crt", path.Join(tls, "client-ca.crt")))
 	}
 	if s.FirstAdmin != nil {
 		nf.add(File{Path: path.Join(cfg, "first-admin.json"), Mode: 0o644, Content: s.FirstAdmin})
-		args = append(args, "--first-admin", units.ExecArg(onNode(path.Join(cfg, "first-admin.json"))))
+		args = append(args, "--first-admin", credential(&creds, "first-admin.json", path.Join(cfg, "first-admin.json")))
 	}
 	if !s.Cluster.ClientTLS && !n.Bind.IsLoopback() {
 		// client_tls = false is the spec's explicit choice of plain HTTP:
@@ -158,9 +162,9 @@ func renderNode(s *Spec, n *Node, certs *pkiState, sealed content) (NodeFiles, e
 			"--cluster-name", units.ExecArg(s.Cluster.Name),
 			"--cluster-addr", units.ExecArg(hostPort(n.Bind, n.Ports.Cluster)),
 			"--routes", units.ExecArg(strings.Join(routes, ",")),
-			"--route-tls-cert", units.ExecArg(onNode(path.Join(tls, "route.crt"))),
+			"--route-tls-cert", credential(&clusterCreds, "route.crt", path.Join(tls, "route.crt")),
 			"--route-tls-key", credential(&clusterCreds, "route.key", path.Join(tls, "route.key")),
-			"--route-tls-ca", units.ExecArg(onNode(path.Join(tls, "route-ca.crt"))),
+			"--route-tls-ca", credential(&clusterCreds, "route-ca.crt", path.Join(tls, "route-ca.crt")),
 			"--cluster-user", units.ExecArg(s.Cluster.ClusterUser),
 			"--cluster-pass-file", credential(&clusterCreds, "cluster-pass.age", path.Join(cfg, "cluster-pass.age")),
 			"--kv-replicas", strconv.Itoa(s.Cluster.KVReplicas))

@@ -36,6 +36,12 @@ type SystemdManager struct {
 	conn *sddbus.Conn
 }
 
+// UnreachableError: no service manager answered (none runs, or not for
+// this user): plan can still show files, apply cannot start anything.
+type UnreachableError struct{ msg string }
+
+func (e *UnreachableError) Error() string { return e.msg }
+
 // NewSystemdManager drives the manager of scope. UNIBUS_JOURNAL_DIRECTORY,
 // when set, says where its journal is.
 func NewSystemdManager(scope Scope) *SystemdManager {
@@ -73,7 +79,7 @@ func (m *SystemdManager) connect(ctx context.Context) (*sddbus.Conn, error) {
 	}
 	addrs := m.busAddresses()
 	if len(addrs) == 0 {
-		return nil, fmt.Errorf("no systemd user manager to talk to: XDG_RUNTIME_DIR and DBUS_SESSION_BUS_ADDRESS are unset (log in as the user, or run with systemd-run --user)")
+		return nil, &UnreachableError{"no systemd user manager to talk to: XDG_RUNTIME_DIR and DBUS_SESSION_BUS_ADDRESS are unset"}
 	}
 	var errs []error
 	for _, addr := range addrs {
@@ -84,7 +90,7 @@ func (m *SystemdManager) connect(ctx context.Context) (*sddbus.Conn, error) {
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 	}
-	return nil, fmt.Errorf("cannot reach the systemd %s manager (where no systemd runs, use manager = \"exec\"): %w", m.scope, errors.Join(errs...))
+	return nil, &UnreachableError{fmt.Sprintf("cannot reach the systemd %s manager: %v", m.scope, errors.Join(errs...))}
 }
 
 // dial opens one authenticated connection. The private socket speaks

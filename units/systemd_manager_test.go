@@ -16,7 +16,7 @@ import (
 // as unibus drives a node's.
 func systemdFor(t *testing.T, h *systemdtest.Manager) *SystemdManager {
 	m := NewSystemdManager(User)
-	m.Address = "unix:path=" + h.HostPath("/run/user/0/systemd/private")
+	m.Address = "unix:path=" + h.HostPath(h.RuntimeDir()+"/systemd/private")
 	m.JournalDirectory = h.JournalDir()
 	t.Cleanup(m.Close)
 	return m

@@ -15,6 +15,7 @@ import (
 	"github.com/unibus/unibus/internal/cli"
 	"github.com/unibus/unibus/pki"
 	"github.com/unibus/unibus/provision"
+	"github.com/unibus/unibus/units"
 )
 
 func newApplyCmd(ui cli.UI) *cobra.Command {
@@ -124,8 +125,12 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 	// Refused before anything is written: apply never leaves files on a
 	// node whose service it cannot then start.
 	for i := range spec.Nodes {
-		if _, err := managerFor(&spec.Nodes[i]); err != nil {
-			return cli.WithHint(fmt.Errorf("node %s: %w", spec.Nodes[i].Name, err), "unibus plan and unibus render work for every node; apply drives nodes on this machine for now (ssh: not yet)")
+		if err := reachable(ctx, &spec.Nodes[i]); err != nil {
+			hint := "unibus plan and unibus render work for every node; apply drives nodes on this machine for now (ssh: not yet)"
+			if errors.As(err, new(*units.UnreachableError)) {
+				hint = "start systemd on the node (for a user node: log in, or loginctl enable-linger), or use manager = \"exec\" where no systemd runs"
+			}
+			return cli.WithHint(fmt.Errorf("node %s: %w", spec.Nodes[i].Name, err), "%s", hint)
 		}
 	}
 	lock, err := provision.AcquireLock(spec.Cluster.StateDir, "apply", r.lockTimeout)
@@ -142,7 +147,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 	if err != nil {
 		return err
 	}
-	opts := provision.PlanOptions{SpecPath: abs, Vars: r.vars, Observe: provision.ObserveOptions{Service: observeService}}
+	opts := provision.PlanOptions{SpecPath: abs, Vars: r.vars, Observe: provision.ObserveOptions{Service: observeService(ui)}}
 	p, err := provision.MakePlan(ctx, spec, opts)
 	if err != nil {
 		return err

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
 
+	"github.com/unibus/unibus/internal/cli"
 	"github.com/unibus/unibus/provision"
 	"github.com/unibus/unibus/units"
 )
@@ -44,34 +46,54 @@ func managerFor(n *provision.Node) (units.Manager, error) {
 
 // observeService is the plan's view of a node's service. Under systemd it
 // also refuses, in one line, what would fail only at start: a systemd too
-// old for the units, or a manager that would never load them.
-func observeService(ctx context.Context, n *provision.Node, unit string) (*provision.ServiceState, error) {
-	if n.Target.SSH != "" {
-		return nil, nil
-	}
-	m, err := managerFor(n)
-	if err != nil {
-		return nil, err
-	}
-	v, err := m.Version(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if sd, ok := m.(*units.SystemdManager); ok {
-		if err := checkSystemd(ctx, sd, n, v); err != nil {
+// old for the units, or a manager that would never load them. A manager
+// that cannot be reached at all is a warning: plan still shows the files
+// (as on a machine where systemd is not running yet), and apply refuses
+// the node before it writes anything.
+func observeService(ui cli.UI) provision.ServiceObserver {
+	return func(ctx context.Context, n *provision.Node, unit string) (*provision.ServiceState, error) {
+		if n.Target.SSH != "" {
+			return nil, nil
+		}
+		m, err := managerFor(n)
+		if err != nil {
 			return nil, err
 		}
+		v, err := m.Version(ctx)
+		if errors.As(err, new(*units.UnreachableError)) {
+			ui.Warnf("node %s: %v; the plan shows no service state", n.Name, err)
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if sd, ok := m.(*units.SystemdManager); ok {
+			if err := checkSystemd(ctx, sd, n, v); err != nil {
+				return nil, err
+			}
+		}
+		st, err := m.Status(ctx, unit)
+		if err != nil {
+			return nil, err
+		}
+		ss := &provision.ServiceState{ActiveState: st.ActiveState, SubState: st.SubState, Manager: m.Name(), ManagerVersion: v}
+		if m.Name() == "systemd" && n.Target.Scope == units.User {
+			// (The exec manager enforces no sandboxing at all; apply says so.)
+			ss.NotEnforced = units.LocalUserManagerNotEnforced()
+		}
+		return ss, nil
 	}
-	st, err := m.Status(ctx, unit)
+}
+
+// reachable refuses, before apply writes anything, a node whose service
+// manager does not answer.
+func reachable(ctx context.Context, n *provision.Node) error {
+	m, err := managerFor(n)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ss := &provision.ServiceState{ActiveState: st.ActiveState, SubState: st.SubState, Manager: m.Name(), ManagerVersion: v}
-	if m.Name() == "systemd" && n.Target.Scope == units.User {
-		// (The exec manager enforces no sandboxing at all; apply says so.)
-		ss.NotEnforced = units.LocalUserManagerNotEnforced()
-	}
-	return ss, nil
+	_, err = m.Version(ctx)
+	return err
 }
 
 func checkSystemd(ctx context.Context, m *units.SystemdManager, n *provision.Node, version string) error {

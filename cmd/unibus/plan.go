@@ -51,7 +51,7 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes,
 			if err != nil {
 				return err
 			}
-			p, err := provision.MakePlan(cmd.Context(), spec, provision.PlanOptions{SpecPath: abs, Vars: vars, Observe: provision.ObserveOptions{Service: observeService}})
+			p, err := provision.MakePlan(cmd.Context(), spec, provision.PlanOptions{SpecPath: abs, Vars: vars, Observe: provision.ObserveOptions{Service: observeService(ui)}})
 			if err != nil {
 				return err
 			}

@@ -36,8 +36,13 @@ import (
 //     folder of /): systemd rebuilds /run for units that remount /proc or
 //     /sys (ProtectKernelTunables=, ProtectProc=, ...) and then loses what
 //     was mounted under it, the notify socket included;
-//   - XDG_RUNTIME_DIR in that /run, not under /tmp: PrivateTmp=
-//     (implied by DynamicUser=) hides /tmp, and with it the notify socket;
+//   - XDG_RUNTIME_DIR is /run/unibus-user, 0755: not under /tmp, which
+//     PrivateTmp= hides, nor under /run/user, which ProtectHome=yes hides
+//     (with the notify socket and the credentials in it), and open to a
+//     DynamicUser= service as PID 1's /run/systemd is; the notify socket
+//     is made world-writable as PID 1's is, so such a service can send
+//     READY=1. With that, system-scope units (DynamicUser=, ProtectHome=yes)
+//     run here as they would under PID 1, credentials included;
 //   - a journald of its own (its sockets in the private /run/systemd, its
 //     files on a tmpfs /run/log), so units log as on a real host and a
 //     failed start can be explained from the journal;
@@ -46,15 +51,12 @@ import (
 //     namespace and moves them into place, which a private / never sees
 //     (the service finds an empty $CREDENTIALS_DIRECTORY).
 //
-// The host reaches the manager's runtime directory as /proc/PID/root/run/user/0.
+// The host reaches the manager's runtime directory as
+// /proc/PID/root/run/unibus-user ([Manager.HostPath], [Manager.Env]).
 //
 // What this root user manager (systemd 252, hybrid cgroups) does not give a
-// unit, seen by running them: READY=1 cannot reach the notify socket
-// ($XDG_RUNTIME_DIR/systemd/notify) from a DynamicUser=/User= service (the
-// folder is 0700 root) nor under ProtectHome=yes|tmpfs (which hides
-// /run/user); a DynamicUser= service cannot read its LoadCredential= files
-// (0700 root); MemoryMax=, TasksMax=, DevicePolicy= have no effect (those
-// cgroup v1 controllers are not delegated).
+// unit, seen by running them: MemoryMax=, TasksMax=, DevicePolicy= have no
+// effect (those cgroup v1 controllers are not delegated).
 type Manager struct {
 	pid        int
 	cmd        *exec.Cmd
@@ -75,7 +77,7 @@ type Options struct {
 }
 
 // runtimeDir is the manager's XDG_RUNTIME_DIR as seen inside its namespace.
-const runtimeDir = "/run/user/0"
+const runtimeDir = "/run/unibus-user"
 
 var managerSeq atomic.Int32
 
@@ -131,6 +133,11 @@ func Start(t testing.TB, opts Options) *Manager {
 	go func() { m.waitErr = m.cmd.Wait(); close(exited) }()
 	t.Cleanup(func() { m.shutdown(t, exited) })
 	m.waitRunning(t, exited)
+	// PID 1's notify socket is world-writable, so a DynamicUser= service
+	// can send READY=1; a user manager makes its own 0755.
+	if err := os.Chmod(m.HostPath(runtimeDir+"/systemd/notify"), 0o777); err != nil {
+		t.Fatalf("opening the notify socket to every user: %v", err)
+	}
 	return m
 }
 
@@ -142,7 +149,7 @@ mount --make-rshared /
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/systemd/system /run/systemd/inaccessible /run/systemd/journal /run/user /run/log
 mount --bind "$1" /run/systemd/inaccessible
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
+mkdir -m 0755 "$XDG_RUNTIME_DIR"
 /lib/systemd/systemd-journald >/dev/null 2>&1 &
 exec systemd --user
 `
@@ -274,6 +281,9 @@ func (m *Manager) Env() []string {
 
 // JournalDir is the manager's journal folder as the host sees it.
 func (m *Manager) JournalDir() string { return m.HostPath("/run/log/journal") }
+
+// RuntimeDir is the manager's XDG_RUNTIME_DIR inside its namespace.
+func (m *Manager) RuntimeDir() string { return runtimeDir }
 
 // StateDir is the manager's %S: units' StateDirectory= folders are in it.
 func (m *Manager) StateDir() string { return filepath.Join(m.home, ".local", "state") }
