@@ -153,6 +153,29 @@ type ApplyOptions struct {
 	// Progress prints one line of what is being done.
 	Progress func(format string, args ...any)
 	Warn     func(string)
+	// Rollout, when set, makes a change to a running cluster roll through
+	// it one node at a time, gated on reconvergence ([rolloutNodes]).
+	Rollout *Rollouter
+}
+
+// Rollouter is what a rolling apply asks of the running cluster; the
+// command fills it from the nodes' health endpoints and control planes.
+type Rollouter struct {
+	// Converged says whether the cluster is converged now (one look, no
+	// waiting): a rollout does not start on one that is not.
+	Converged func(ctx context.Context) error
+	// Gate waits until the cluster has converged again after n (re)started
+	// (the whole cluster when n is nil), or says which node and condition
+	// did not within the spec's timeouts.
+	Gate func(ctx context.Context, n *Node) error
+	// MetaLeader names the node leading the JetStream meta group, which
+	// restarts last ("" when unknown).
+	MetaLeader func(ctx context.Context) string
+	// MoveLeaders moves every leadership off n before it restarts; nil
+	// restarts without moving them.
+	MoveLeaders func(ctx context.Context, n *Node) error
+	// Force starts a rollout on a cluster that is not converged.
+	Force bool
 }
 
 // ApplyResult counts what [Apply] did.
@@ -185,63 +208,238 @@ func Apply(ctx context.Context, p *Planned, o ApplyOptions) (ApplyResult, error)
 		}
 	}
 	s := p.Input.Spec
+	var todo []nodeWork
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
-		nf := d.Node(n.Name)
-		np := nodePlan(p.Doc, n.Name)
-		if nf == nil || np == nil {
-			continue
-		}
-		w, err := o.Writer(n)
-		if err != nil {
-			return res, err
-		}
-		written, removed, err := writeNode(ctx, w, nf, np, p.Input.Nodes[n.Name])
-		res.Written += written
-		res.Removed += removed
-		if err != nil {
-			return res, fmt.Errorf("node %s: %w", n.Name, err)
-		}
-		if written+removed > 0 {
-			o.Progress("%s: %d file(s) written, %d removed", n.Name, written, removed)
+		nf, np := d.Node(n.Name), nodePlan(p.Doc, n.Name)
+		if nf != nil && np != nil {
+			todo = append(todo, nodeWork{n: n, nf: nf, np: np, seen: p.Input.Nodes[n.Name]})
 		}
 	}
+	a := &applier{o: o, res: &res}
 	if o.Manager == nil {
+		for _, w := range todo {
+			if err := a.write(ctx, w); err != nil {
+				return res, err
+			}
+		}
 		return res, nil
 	}
-	for i := range s.Nodes {
-		n := &s.Nodes[i]
-		np := nodePlan(p.Doc, n.Name)
-		if np == nil || np.Restart == nil {
-			continue
+	if o.Rollout == nil || fresh(todo) {
+		return res, a.allAtOnce(ctx, todo)
+	}
+	return res, a.rolling(ctx, s, todo)
+}
+
+// nodeWork is one node's part of the plan.
+type nodeWork struct {
+	n    *Node
+	nf   *NodeFiles
+	np   *NodePlan
+	seen *NodeState
+}
+
+type applier struct {
+	o   ApplyOptions
+	res *ApplyResult
+}
+
+// fresh: no node runs yet and every node is to start. A new R3 cluster
+// cannot come up one node at a time (a lone node never becomes ready),
+// so it starts whole and is gated once.
+func fresh(todo []nodeWork) bool {
+	starts := 0
+	for _, w := range todo {
+		if w.seen != nil && w.seen.Service != nil && w.seen.Service.ActiveState == "active" {
+			return false
 		}
-		m, err := o.Manager(n)
-		if err != nil || m == nil {
-			if err != nil {
-				return res, fmt.Errorf("node %s: %w", n.Name, err)
+		if w.np.Restart != nil {
+			if w.np.Restart.Action != "start" {
+				return false
+			}
+			starts++
+		}
+	}
+	return starts > 0
+}
+
+// allAtOnce writes every node's files, then starts or restarts each node
+// the plan says, then gates once on the whole cluster.
+func (a *applier) allAtOnce(ctx context.Context, todo []nodeWork) error {
+	for _, w := range todo {
+		if err := a.write(ctx, w); err != nil {
+			return err
+		}
+	}
+	started := false
+	for _, w := range todo {
+		ok, err := a.activate(ctx, w, false)
+		if err != nil {
+			return err
+		}
+		started = started || ok
+	}
+	if started && a.o.Rollout != nil {
+		a.o.Progress("waiting for the whole cluster to converge")
+		return a.o.Rollout.Gate(ctx, nil)
+	}
+	return nil
+}
+
+// rolling changes a running cluster one node at a time: nodes that only
+// get files first, then nodes that are down, then, once the cluster is
+// converged, each node to restart in the rollout order with the meta
+// leader's node last: its files, leaders moved off, restart, and the gate
+// before the next. On a failure it stops there; the nodes after
+// it are untouched, files included, and the next plan shows what is left.
+func (a *applier) rolling(ctx context.Context, s *Spec, todo []nodeWork) error {
+	var restarts []nodeWork
+	for _, w := range todo {
+		if w.np.Restart == nil {
+			if err := a.write(ctx, w); err != nil {
+				return err
 			}
 			continue
 		}
-		unit := np.Restart.Unit
-		if err := m.Reload(ctx); err != nil {
-			return res, fmt.Errorf("node %s: reload %s: %w", n.Name, m.Name(), err)
-		}
-		if err := m.Enable(ctx, unit); err != nil {
-			return res, fmt.Errorf("node %s: enable %s: %w", n.Name, unit, err)
-		}
-		o.Progress("%s: %s %s (%s)", n.Name, np.Restart.Action, unit, strings.Join(np.Restart.Reasons, "; "))
-		if np.Restart.Action == "restart" {
-			err = m.Restart(ctx, unit)
-			res.Restarted++
-		} else {
-			err = m.Start(ctx, unit)
-			res.Started++
-		}
-		if err != nil {
-			return res, fmt.Errorf("node %s: %w", n.Name, err)
+		restarts = append(restarts, w)
+	}
+	if len(restarts) == 0 {
+		return nil
+	}
+	// A node that is not running (stopped, or left half-restarted by an
+	// apply that was killed) starts first: it can only help the cluster
+	// converge, and the gate after it says whether it did.
+	slices.SortStableFunc(restarts, func(x, y nodeWork) int {
+		return boolRank(x.np.Restart.Action != "start") - boolRank(y.np.Restart.Action != "start")
+	})
+	r := a.o.Rollout
+	checked := false
+	starts := 0
+	for _, w := range restarts {
+		if w.np.Restart.Action == "start" {
+			starts++
 		}
 	}
-	return res, nil
+	ordered := append(restarts[:starts:starts], rolloutOrder(s, restarts[starts:], r.MetaLeader(ctx))...)
+	for i, w := range ordered {
+		if w.np.Restart.Action == "restart" && !checked {
+			checked = true
+			if err := r.Converged(ctx); err != nil {
+				if !r.Force {
+					return a.stopped(fmt.Errorf("the cluster is not converged, so no running node was restarted: %w (wait for it, or pass -force)", err), ordered[i:])
+				}
+				a.o.Progress("rolling out although the cluster is not converged (-force): %v", err)
+			}
+		}
+		if err := a.write(ctx, w); err != nil {
+			return err
+		}
+		if _, err := a.activate(ctx, w, true); err != nil {
+			return a.stopped(err, ordered[i+1:])
+		}
+		if err := r.Gate(ctx, w.n); err != nil {
+			return a.stopped(fmt.Errorf("node %s %sed but the cluster did not converge: %w", w.n.Name, w.np.Restart.Action, err), ordered[i+1:])
+		}
+		a.o.Progress("%s: converged", w.n.Name)
+	}
+	return nil
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (a *applier) stopped(err error, left []nodeWork) error {
+	if len(left) == 0 {
+		return err
+	}
+	var names []string
+	for _, w := range left {
+		names = append(names, w.n.Name)
+	}
+	return fmt.Errorf("%w; not rolled out yet, untouched: %s", err, strings.Join(names, ", "))
+}
+
+// rolloutOrder is the spec's rollout order (nodes it does not name after,
+// in spec order), with the meta leader's node moved last.
+func rolloutOrder(s *Spec, ws []nodeWork, metaLeader string) []nodeWork {
+	rank := map[string]int{}
+	for i, name := range s.Cluster.Rollout.Order {
+		rank[name] = i - len(s.Cluster.Rollout.Order)
+	}
+	for i := range s.Nodes {
+		if _, ok := rank[s.Nodes[i].Name]; !ok {
+			rank[s.Nodes[i].Name] = i
+		}
+	}
+	if metaLeader != "" {
+		rank[metaLeader] = len(s.Nodes)
+	}
+	out := slices.Clone(ws)
+	slices.SortStableFunc(out, func(x, y nodeWork) int { return rank[x.n.Name] - rank[y.n.Name] })
+	return out
+}
+
+// write writes a node's changed files and removes what the plan removes.
+func (a *applier) write(ctx context.Context, w nodeWork) error {
+	wr, err := a.o.Writer(w.n)
+	if err != nil {
+		return err
+	}
+	written, removed, err := writeNode(ctx, wr, w.nf, w.np, w.seen)
+	a.res.Written += written
+	a.res.Removed += removed
+	if err != nil {
+		return fmt.Errorf("node %s: %w", w.n.Name, err)
+	}
+	if written+removed > 0 {
+		a.o.Progress("%s: %d file(s) written, %d removed", w.n.Name, written, removed)
+	}
+	return nil
+}
+
+// activate reloads the node's manager and starts or restarts its unit if
+// the plan says so (moving leaders off first when rolling a running
+// node); it reports whether it did.
+func (a *applier) activate(ctx context.Context, w nodeWork, rolling bool) (bool, error) {
+	n, np := w.n, w.np
+	if np.Restart == nil {
+		return false, nil
+	}
+	m, err := a.o.Manager(n)
+	if err != nil || m == nil {
+		if err != nil {
+			return false, fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		return false, nil
+	}
+	unit := np.Restart.Unit
+	if err := m.Reload(ctx); err != nil {
+		return false, fmt.Errorf("node %s: reload %s: %w", n.Name, m.Name(), err)
+	}
+	if err := m.Enable(ctx, unit); err != nil {
+		return false, fmt.Errorf("node %s: enable %s: %w", n.Name, unit, err)
+	}
+	if rolling && np.Restart.Action == "restart" && a.o.Rollout.MoveLeaders != nil {
+		if err := a.o.Rollout.MoveLeaders(ctx, n); err != nil {
+			return false, fmt.Errorf("node %s: moving its leaders off before the restart: %w", n.Name, err)
+		}
+	}
+	a.o.Progress("%s: %s %s (%s)", n.Name, np.Restart.Action, unit, strings.Join(np.Restart.Reasons, "; "))
+	if np.Restart.Action == "restart" {
+		err = m.Restart(ctx, unit)
+		a.res.Restarted++
+	} else {
+		err = m.Start(ctx, unit)
+		a.res.Started++
+	}
+	if err != nil {
+		return false, fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	return true, nil
 }
 
 func sha256Hex(b []byte) string {

@@ -199,3 +199,13 @@ func get(ctx context.Context, client *http.Client, url string, timeout time.Dura
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, body, err
 }
+
+// Look takes one sample of each node, for a caller that needs the state
+// now (which node leads the meta group) rather than a wait.
+func Look(ctx context.Context, nodes []Node, timeout time.Duration) []Sample {
+	out := make([]Sample, len(nodes))
+	for i, n := range nodes {
+		out[i] = poll(ctx, n, timeout, 0)
+	}
+	return out
+}

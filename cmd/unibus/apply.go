@@ -21,12 +21,13 @@ import (
 func newApplyCmd(ui cli.UI) *cobra.Command {
 	var (
 		autoApprove bool
+		force       bool
 		lockTimeout time.Duration
 		identities  []string
 		vars        = varFlag{}
 	)
 	cmd := &cobra.Command{
-		Use:   "apply [-auto-approve] [-lock-timeout D] [-var name=value]... [PLANFILE|SPEC]",
+		Use:   "apply [-auto-approve] [-force] [-lock-timeout D] [-var name=value]... [PLANFILE|SPEC]",
 		Short: "Carry out a plan: operator state, every node's files, then its service",
 		Long: `Apply makes the nodes what the spec says. Given a SPEC (a .hcl file or a folder
 of them; default the current folder) it plans, shows the plan and asks before
@@ -39,6 +40,15 @@ carries out the operator-state changes (CAs, certificates, the cluster
 password sealed to each node), writes each node's files atomically with their
 final modes, then reloads the node's service manager and starts or restarts
 the service where the plan says so. A plan with no changes writes nothing.
+
+On a running cluster the change rolls: one node at a time in the rollout
+order, the JetStream meta leader's node last, each node's files written only
+in its turn, and after each restart the gate waits until every node is ready
+and every replicated stream has all its followers current again, on
+rollout { samples } consecutive samples within converge_timeout. A rollout
+does not start on a cluster that is not converged (-force starts it anyway),
+and it stops at the first node that fails to start or to reconverge, leaving
+the nodes after it untouched. A new cluster starts whole and is gated once.
 
 The operator identity ($UNIBUS_IDENTITY, default ~/.config/unibus/identity) is
 made once if missing: it opens the operator state when the spec names no
@@ -64,11 +74,12 @@ A lock in the spec's state_dir stops a second apply; -lock-timeout waits for it.
 				ctx = context.Background()
 			}
 			return runApply(ctx, ui, cmd, applyRun{specPath: specPath, vars: vars, saved: saved,
-				autoApprove: autoApprove, lockTimeout: lockTimeout, identities: identities})
+				autoApprove: autoApprove, force: force, lockTimeout: lockTimeout, identities: identities})
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&autoApprove, "auto-approve", false, "apply without asking")
+	f.BoolVar(&force, "force", false, "roll out even if the cluster is not converged before it starts")
 	f.DurationVar(&lockTimeout, "lock-timeout", 0, "wait up to `D` for another apply's lock (0: refuse at once)")
 	f.StringArrayVar(&identities, "age-identity", nil, "another operator age identity file, to open the operator state (repeatable)")
 	addVarFlags(cmd, vars)
@@ -100,6 +111,7 @@ type applyRun struct {
 	vars        varFlag
 	saved       *provision.PlanDoc
 	autoApprove bool
+	force       bool
 	lockTimeout time.Duration
 	identities  []string
 }
@@ -196,7 +208,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 		}
 	}
 	res, err := provision.Apply(ctx, p, provision.ApplyOptions{
-		Identities: ids, Manager: managerFor,
+		Identities: ids, Manager: managerFor, Rollout: rollouter(ui, spec, r.force),
 		Progress: func(format string, args ...any) { ui.Printf(format, args...) },
 		Warn:     func(s string) { ui.Warnf("%s", s) },
 	})

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/unibus/unibus/internal/cli"
+	"github.com/unibus/unibus/provision"
+	"github.com/unibus/unibus/rollout"
+)
+
+// rollouter drives a cluster apply through the rollout gate: it reads each
+// node's /readyz and /healthz on the node's own address (nodes are on this
+// machine for now; the rendered IPAddressAllow= admits loopback).
+func rollouter(ui cli.UI, spec *provision.Spec, force bool) *provision.Rollouter {
+	if !spec.IsCluster() {
+		return nil
+	}
+	h := &healthNodes{spec: spec}
+	opts := func(samples int) rollout.Options {
+		last := ""
+		return rollout.Options{
+			Samples: samples, Timeout: spec.Cluster.Rollout.ConvergeTimeout, ExpectServers: len(spec.Nodes),
+			Progress: func(p rollout.Progress) {
+				// One line per change of what the gate sees, not per poll.
+				key := fmt.Sprintf("%s %d/%d %d %s", p.Node, p.FollowersCurrent, p.FollowersExpected, p.Streak, p.Problem)
+				if key != last {
+					last = key
+					ui.Printf("gate: %s", p)
+				}
+			},
+		}
+	}
+	return &provision.Rollouter{
+		Force: force,
+		Converged: func(ctx context.Context) error {
+			nodes, err := h.nodes("")
+			if err != nil {
+				return err
+			}
+			o := opts(1)
+			o.Timeout, o.Progress = 15*time.Second, nil
+			return rollout.Wait(ctx, nodes, o)
+		},
+		Gate: func(ctx context.Context, n *provision.Node) error {
+			first := ""
+			if n != nil {
+				first = n.Name
+			}
+			nodes, err := h.nodes(first)
+			if err != nil {
+				return err
+			}
+			return rollout.Wait(ctx, nodes, opts(spec.Cluster.Rollout.Samples))
+		},
+		MetaLeader: func(ctx context.Context) string {
+			nodes, err := h.nodes("")
+			if err != nil {
+				return ""
+			}
+			for _, s := range rollout.Look(ctx, nodes, 5*time.Second) {
+				if s.Cluster != nil && s.Cluster.MetaLeaderView {
+					return s.Node
+				}
+			}
+			return ""
+		},
+	}
+}
+
+// healthNodes are the spec's nodes as the gate reaches them. The client
+// trusts the cluster's client CA, read once it exists (apply issues it).
+type healthNodes struct {
+	spec   *provision.Spec
+	once   sync.Once
+	client *http.Client
+	err    error
+}
+
+// nodes lists every node, the one named first first.
+func (h *healthNodes) nodes(first string) ([]rollout.Node, error) {
+	h.once.Do(func() { h.client, h.err = h.newClient() })
+	if h.err != nil {
+		return nil, h.err
+	}
+	scheme := "http"
+	if h.spec.Cluster.ClientTLS {
+		scheme = "https"
+	}
+	var out []rollout.Node
+	for i := range h.spec.Nodes {
+		n := &h.spec.Nodes[i]
+		host := n.Bind.String()
+		if n.Bind.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		rn := rollout.Node{Name: n.Name, BaseURL: scheme + "://" + net.JoinHostPort(host, strconv.Itoa(n.Ports.HTTP)), Client: h.client}
+		if n.Name == first {
+			out = append([]rollout.Node{rn}, out...)
+		} else {
+			out = append(out, rn)
+		}
+	}
+	return out, nil
+}
+
+func (h *healthNodes) newClient() (*http.Client, error) {
+	if !h.spec.Cluster.ClientTLS {
+		return &http.Client{}, nil
+	}
+	ca := filepath.Join(h.spec.Cluster.StateDir, "pki", "client-ca.crt")
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		return nil, fmt.Errorf("rollout gate: the client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("rollout gate: %s holds no certificate", ca)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}}}, nil
+}
