@@ -200,6 +200,9 @@ func Apply(ctx context.Context, p *Planned, o ApplyOptions) (ApplyResult, error)
 	if !p.Doc.Changed() {
 		return res, nil
 	}
+	if err := newPasswordOnRunningCluster(p); err != nil {
+		return res, err
+	}
 	d := p.Desired
 	if len(p.Changes) > 0 {
 		var err error
@@ -229,6 +232,32 @@ func Apply(ctx context.Context, p *Planned, o ApplyOptions) (ApplyResult, error)
 		return res, a.allAtOnce(ctx, todo)
 	}
 	return res, a.rolling(ctx, s, todo)
+}
+
+// newPasswordOnRunningCluster refuses a new cluster password while nodes
+// run. NATS routes accept one user and password, so a node restarted with
+// the new one cannot route to those still on the old: a rolling rotation
+// partitions the cluster and its gate never passes.
+func newPasswordOnRunningCluster(p *Planned) error {
+	if !p.Input.Spec.IsCluster() {
+		return nil
+	}
+	for _, c := range p.Changes {
+		if c.Action != CreatePassword {
+			continue
+		}
+		var running []string
+		for _, n := range p.Input.Spec.Nodes {
+			if st := p.Input.Nodes[n.Name]; st != nil && st.Service != nil && st.Service.ActiveState == "active" {
+				running = append(running, n.Name)
+			}
+		}
+		if len(running) > 0 {
+			return fmt.Errorf("the plan makes a new cluster password (%s) while %s run: nodes on the new password cannot route to nodes on the old one, so it cannot roll without losing quorum; stop the cluster (unibus down), then apply: it starts every node at once with the new password (if the operator state's password was lost, restore %s instead)",
+				c.Reason, strings.Join(running, ", "), "cluster-pass.age from a backup of "+p.Input.Spec.Cluster.StateDir)
+		}
+	}
+	return nil
 }
 
 // nodeWork is one node's part of the plan.
