@@ -51,6 +51,7 @@ type Daemon struct {
 		kp  nkeys.KeyPair
 		pub string
 	}
+	sysID  sysIdentity // the in-process system-account user, see sysconn.go
 	bus    *busUpdates // membership changes on their way to the bus
 	grants busGrants   // short-lived credentials in the daemon's account
 
