@@ -81,7 +81,9 @@ func groupLeader(ctx context.Context, e *embedded, g drainGroup) string {
 		return me
 	}
 	if g.Account == server.DEFAULT_GLOBAL_ACCOUNT {
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		// Short: while the group elects, nobody answers, and the next
+		// poll is the better question.
+		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		if g.Kind == "consumer" {
 			c, err := e.js.Consumer(ctx, g.Stream, g.Consumer)

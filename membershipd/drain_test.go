@@ -345,3 +345,15 @@ func TestDrainDryRunWithANodeDown(t *testing.T) {
 		t.Error("the meta group moved off node 1 although the drain was refused")
 	}
 }
+
+// gapAt is when the longest gap between successful writes began.
+func (w *writer) gapAt() time.Time {
+	var g time.Duration
+	var at time.Time
+	for i := 1; i < len(w.okAt); i++ {
+		if d := w.okAt[i].Sub(w.okAt[i-1]); d > g {
+			g, at = d, w.okAt[i-1]
+		}
+	}
+	return at
+}
