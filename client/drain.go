@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 )
@@ -95,8 +94,5 @@ func (c *Client) Drain(ctx context.Context, o DrainOptions) (DrainReport, error)
 			return *body.Report, &DrainRefusedError{APIError: apiErr, Report: *body.Report}
 		}
 	}
-	if err != nil {
-		return rep, fmt.Errorf("drain: %w", err)
-	}
-	return rep, nil
+	return rep, err
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -344,6 +346,53 @@ func TestDrainDryRunWithANodeDown(t *testing.T) {
 	if metaBefore && !tc.srv(x).JetStreamIsLeader() {
 		t.Error("the meta group moved off node 1 although the drain was refused")
 	}
+
+	// Forced, it moves everything to node 2, the one left.
+	forced, err := alice.Drain(ctx, client.DrainOptions{Force: true})
+	if err != nil || !forced.Done {
+		t.Fatalf("forced drain: %+v, %v", forced, err)
+	}
+	count, by := tc.leaders()
+	for s, n := range count {
+		if n != 1 || by[s] != 1 {
+			t.Errorf("after the forced drain %s has %d leaders, on node index %d; want one, node 2", s, n, by[s])
+		}
+	}
+	if tc.srv(x).JetStreamIsLeader() {
+		t.Error("node 1 still leads the meta group after the forced drain")
+	}
+}
+
+// TestDrainLameDuck: a drain with lame duck answers, then closes the
+// node's NATS port; the other two keep serving, and the node restarts
+// cleanly into the cluster.
+func TestDrainLameDuck(t *testing.T) {
+	tc := newDrainCluster(t)
+	const x = 0
+	natsAddr := strings.TrimPrefix(tc.nodes[x].NATSURL(), "nats://")
+	rep, err := tc.client(x, tc.alice).Drain(context.Background(), client.DrainOptions{LameDuck: true})
+	if err != nil || !rep.Done || !rep.LameDuck {
+		t.Fatalf("drain with lame duck: %+v, %v", rep, err)
+	}
+	waitFor(t, "node 1's NATS port to close", 30*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", natsAddr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	waitFor(t, "node 1 /readyz lame_duck", 10*time.Second, func() bool {
+		code, reason := tc.readyzReason(x)
+		return code == 503 && strings.HasPrefix(reason, "lame_duck:")
+	})
+	if _, err := tc.client(1, tc.alice).CreateRoom(context.Background(), "after-lame-duck"); err != nil {
+		t.Errorf("write through node 2 with node 1 in lame duck: %v", err)
+	}
+	if err := tc.nodes[x].Shutdown(); err != nil {
+		t.Errorf("shutdown after lame duck: %v", err)
+	}
+	tc.start(x)
+	tc.waitReady(60 * time.Second)
 }
 
 // gapAt is when the longest gap between successful writes began.

@@ -20,6 +20,7 @@ const (
 	reasonNotConverged         = "not_converged"
 	reasonControlStoreStarting = "control_store_starting"
 	reasonBusUpdatePending     = "bus_update_pending"
+	reasonLameDuck             = "lame_duck"
 )
 
 // notReadyError is a readiness failure with its public face (code and safe
