@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/unibus/unibus/client"
 )
@@ -405,4 +406,41 @@ func (w *writer) gapAt() time.Time {
 		}
 	}
 	return at
+}
+
+// TestSystemIdentityInProcessOnly: the daemon's system-account key, which
+// can step the meta leader down, does not log in over the NATS port, even
+// held by someone who stole it.
+func TestSystemIdentityInProcessOnly(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.BusAuth = BusAuthEnforce
+	d := startDaemon(t, cfg)
+	kp, pub, err := d.sysID.key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := nats.Connect(d.NATSURL(), nats.Nkey(pub, kp.Sign), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Fatal("the system identity logged in over TCP")
+	} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("system identity over TCP: %v; want an authorization violation", err)
+	}
+	nc, err := d.sysID.connect(d.dataPlane().(*embedded).srv)
+	if err != nil {
+		t.Fatalf("the system identity in process: %v", err)
+	}
+	defer nc.Close()
+	// It may publish the meta stepdown only.
+	errs := make(chan error, 1)
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err })
+	nc.Publish("$SYS.REQ.SERVER.PING", nil)
+	nc.Flush()
+	select {
+	case err := <-errs:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Errorf("publish outside its subject: %v; want a permissions violation", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("publish outside its subject was not refused")
+	}
 }
