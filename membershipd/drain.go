@@ -148,7 +148,7 @@ func (d *Daemon) postDrain(w http.ResponseWriter, r *http.Request, req *request)
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
-		e.lameDuck.Store(true)
+		d.lameDuck.Store(true)
 		go e.srv.LameDuckShutdown()
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -31,7 +30,6 @@ type embedded struct {
 	inCluster bool
 	nc        *nats.Conn
 	js        jetstream.JetStream
-	lameDuck  atomic.Bool // a drain put the server in lame duck: it only waits for its restart
 }
 
 // busAuth is how the embedded server authenticates clients.
@@ -220,9 +218,6 @@ func accountName(a *server.Account) string {
 func (e *embedded) conn() *nats.Conn { return e.nc }
 
 func (e *embedded) ready(ctx context.Context) error {
-	if e.lameDuck.Load() {
-		return &notReadyError{code: reasonLameDuck, msg: "this node is in lame duck after a drain: restart it"}
-	}
 	if !e.srv.Running() {
 		return errors.New("nats server is not running")
 	}

@@ -137,6 +137,9 @@ func (d *Daemon) ready(ctx context.Context) error {
 	if dp == nil {
 		return &notReadyError{code: reasonNATSStarting, msg: "NATS is starting"}
 	}
+	if d.lameDuck.Load() {
+		return &notReadyError{code: reasonLameDuck, msg: "this node is in lame duck after a drain: restart it"}
+	}
 	if err := dp.ready(ctx); err != nil {
 		return err
 	}
