@@ -28,7 +28,7 @@ func TestDrainMeasure(t *testing.T) {
 		tc.waitReady(60 * time.Second)
 		x := i % 3
 		start := time.Now()
-		rep, err := tc.client(x, tc.alice).Drain(ctx, client.DrainOptions{})
+		rep, err := tc.clientOn(x, tc.alice).Drain(ctx, client.DrainOptions{})
 		if err != nil {
 			t.Fatalf("drain n%d: %v", x+1, err)
 		}
@@ -43,7 +43,7 @@ func TestDrainMeasure(t *testing.T) {
 		"no restart (baseline, 3s)": func() { time.Sleep(3 * time.Second) },
 		"drain, then restart": func() {
 			t0 := time.Now()
-			if _, err := tc.client(0, tc.alice).Drain(ctx, client.DrainOptions{}); err != nil {
+			if _, err := tc.clientOn(0, tc.alice).Drain(ctx, client.DrainOptions{}); err != nil {
 				t.Fatalf("drain: %v", err)
 			}
 			t1 := time.Now()
@@ -68,7 +68,7 @@ func TestDrainMeasure(t *testing.T) {
 			tc.waitReady(60 * time.Second)
 			tc.pullLeadersTo(0)
 			tc.waitReady(60 * time.Second)
-			w := startWriter(tc.client(1, tc.alice))
+			w := startWriter(tc.clientOn(1, tc.alice))
 			waitFor(t, "writes before", 10*time.Second, func() bool { return w.writes() >= 5 })
 			restarts[name]()
 			tc.waitReady(60 * time.Second)

@@ -37,22 +37,22 @@ func newDrainCluster(t *testing.T) *drainCluster {
 	})
 	tc.waitReady(60 * time.Second)
 	bob := mustIdentity(t, "bob")
-	if _, err := tc.client(0, alice).CreateMember(context.Background(), client.Member{Handle: "bob", Role: "member", SignPub: bob.SignPub(), AgeRecipient: bob.Recipient()}); err != nil {
+	if _, err := tc.clientOn(0, alice).CreateMember(context.Background(), client.Member{Handle: "bob", Role: "member", SignPub: bob.SignPub(), AgeRecipient: bob.Recipient()}); err != nil {
 		t.Fatal(err)
 	}
 	return &drainCluster{testCluster: tc, alice: alice, bob: bob}
 }
 
-func (tc *testCluster) client(i int, id *client.Identity) *client.Client {
+func (tc *testCluster) clientOn(i int, id *client.Identity) *client.Client {
 	return client.New("http://"+tc.nodes[i].HTTPAddr(), id)
 }
 
-func (tc *testCluster) srv(i int) *server.Server { return tc.nodes[i].dataPlane().(*embedded).srv }
+func (tc *testCluster) natsServer(i int) *server.Server { return tc.nodes[i].dataPlane().(*embedded).srv }
 
 // streamsOf is every stream node i holds a replica of, by account.
 func (tc *testCluster) streamsOf(i int) map[string][]string {
 	tc.t.Helper()
-	jsz, err := tc.srv(i).Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+	jsz, err := tc.natsServer(i).Jsz(&server.JSzOptions{Accounts: true, Streams: true})
 	if err != nil {
 		tc.t.Fatal(err)
 	}
@@ -65,9 +65,9 @@ func (tc *testCluster) streamsOf(i int) map[string][]string {
 	return out
 }
 
-// leaders counts, per stream, the running nodes that say they lead it,
+// streamLeaders counts, per stream, the running nodes that say they lead it,
 // and names the node of each stream led once.
-func (tc *testCluster) leaders() (count map[string]int, by map[string]int) {
+func (tc *testCluster) streamLeaders() (count map[string]int, by map[string]int) {
 	count, by = map[string]int{}, map[string]int{}
 	for i := range tc.nodes {
 		if tc.nodes[i] == nil {
@@ -76,7 +76,7 @@ func (tc *testCluster) leaders() (count map[string]int, by map[string]int) {
 		for acc, names := range tc.streamsOf(i) {
 			for _, s := range names {
 				count[acc+"/"+s] += 0
-				if tc.srv(i).JetStreamIsStreamLeader(acc, s) {
+				if tc.natsServer(i).JetStreamIsStreamLeader(acc, s) {
 					count[acc+"/"+s]++
 					by[acc+"/"+s] = i
 				}
@@ -100,17 +100,17 @@ func (tc *testCluster) pullLeadersTo(x int) {
 			}
 			nc := tc.nodes[i].dataPlane().(*embedded).nc
 			for _, s := range tc.streamsOf(i)[server.DEFAULT_GLOBAL_ACCOUNT] {
-				if tc.srv(i).JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, s) {
+				if tc.natsServer(i).JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, s) {
 					done = false
 					req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": name}})
 					nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+s, req, time.Second)
 				}
 			}
-			if tc.srv(i).JetStreamIsLeader() {
+			if tc.natsServer(i).JetStreamIsLeader() {
 				done = false
 				// The meta stepdown needs the system account: the daemon's
 				// own system identity, as drain uses it.
-				sys, err := tc.nodes[i].sysID.connect(tc.srv(i))
+				sys, err := tc.nodes[i].sysID.connect(tc.natsServer(i))
 				if err == nil {
 					req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": name}})
 					sys.Request(metaStepdownSubject, req, time.Second)
@@ -182,10 +182,10 @@ func (w *writer) longestGap() time.Duration {
 	return g
 }
 
-// metaLeader is the running node that leads the meta group, or -1.
-func (tc *testCluster) metaLeader() int {
+// leadingMeta is the running node that leads the meta group, or -1.
+func (tc *testCluster) leadingMeta() int {
 	for i := range tc.nodes {
-		if tc.nodes[i] != nil && tc.srv(i).JetStreamIsLeader() {
+		if tc.nodes[i] != nil && tc.natsServer(i).JetStreamIsLeader() {
 			return i
 		}
 	}
@@ -205,9 +205,9 @@ func TestDrainMovesLeadersOff(t *testing.T) {
 		t.Fatalf("node 1 holds %d streams in the daemon account; want the control-plane buckets and the object store", len(streams))
 	}
 
-	w := startWriter(tc.client(1, tc.alice))
+	w := startWriter(tc.clientOn(1, tc.alice))
 	waitFor(t, "writes before the drain", 10*time.Second, func() bool { return w.writes() >= 5 })
-	rep, err := tc.client(x, tc.alice).Drain(context.Background(), client.DrainOptions{})
+	rep, err := tc.clientOn(x, tc.alice).Drain(context.Background(), client.DrainOptions{})
 	if err != nil {
 		w.halt()
 		t.Fatalf("drain: %v", err)
@@ -237,13 +237,13 @@ func TestDrainMovesLeadersOff(t *testing.T) {
 		t.Errorf("the meta group is not in the report's moved list %v", moved)
 	}
 
-	if tc.srv(x).JetStreamIsLeader() {
+	if tc.natsServer(x).JetStreamIsLeader() {
 		t.Error("node 1 still leads the meta group")
 	}
-	if m := tc.metaLeader(); m <= 0 {
+	if m := tc.leadingMeta(); m <= 0 {
 		t.Errorf("meta leader is node index %d; want node 2 or 3", m)
 	}
-	count, by := tc.leaders()
+	count, by := tc.streamLeaders()
 	for s, n := range count {
 		if n != 1 {
 			t.Errorf("%s has %d leaders; want exactly 1", s, n)
@@ -271,7 +271,7 @@ func TestDrainAdminOnly(t *testing.T) {
 		t.Errorf("member: %d %s; want 403 forbidden", code, c)
 	}
 	var refused *client.APIError
-	if _, err := tc.client(0, tc.bob).Drain(context.Background(), client.DrainOptions{LameDuck: true}); !errors.As(err, &refused) || refused.Status != 403 {
+	if _, err := tc.clientOn(0, tc.bob).Drain(context.Background(), client.DrainOptions{LameDuck: true}); !errors.As(err, &refused) || refused.Status != 403 {
 		t.Errorf("member through the client: %v; want 403", err)
 	}
 	// An admin's request signed for another path, sent to the drain: the
@@ -296,7 +296,7 @@ func TestDrainAdminOnly(t *testing.T) {
 func TestDrainDryRunWithANodeDown(t *testing.T) {
 	tc := newDrainCluster(t)
 	const x = 0
-	alice := tc.client(x, tc.alice)
+	alice := tc.clientOn(x, tc.alice)
 	ctx := context.Background()
 	healthy, err := alice.Drain(ctx, client.DrainOptions{DryRun: true})
 	if err != nil {
@@ -328,8 +328,8 @@ func TestDrainDryRunWithANodeDown(t *testing.T) {
 		t.Error("dry run says done with node 3 down")
 	}
 
-	_, ledBefore := tc.leaders()
-	metaBefore := tc.srv(x).JetStreamIsLeader()
+	_, ledBefore := tc.streamLeaders()
+	metaBefore := tc.natsServer(x).JetStreamIsLeader()
 	_, err = alice.Drain(ctx, client.DrainOptions{})
 	var refused *client.DrainRefusedError
 	if !errors.As(err, &refused) || refused.Code != "would_lose_quorum" {
@@ -338,13 +338,13 @@ func TestDrainDryRunWithANodeDown(t *testing.T) {
 	if len(refused.Report.Moved) != 0 || len(refused.Report.AtRisk) == 0 {
 		t.Errorf("refusal report %+v; want nothing moved and the groups at risk", refused.Report)
 	}
-	_, ledAfter := tc.leaders()
+	_, ledAfter := tc.streamLeaders()
 	for s, i := range ledBefore {
 		if i == x && ledAfter[s] != x {
 			t.Errorf("%s moved off node 1 although the drain was refused", s)
 		}
 	}
-	if metaBefore && !tc.srv(x).JetStreamIsLeader() {
+	if metaBefore && !tc.natsServer(x).JetStreamIsLeader() {
 		t.Error("the meta group moved off node 1 although the drain was refused")
 	}
 
@@ -353,13 +353,13 @@ func TestDrainDryRunWithANodeDown(t *testing.T) {
 	if err != nil || !forced.Done {
 		t.Fatalf("forced drain: %+v, %v", forced, err)
 	}
-	count, by := tc.leaders()
+	count, by := tc.streamLeaders()
 	for s, n := range count {
 		if n != 1 || by[s] != 1 {
 			t.Errorf("after the forced drain %s has %d leaders, on node index %d; want one, node 2", s, n, by[s])
 		}
 	}
-	if tc.srv(x).JetStreamIsLeader() {
+	if tc.natsServer(x).JetStreamIsLeader() {
 		t.Error("node 1 still leads the meta group after the forced drain")
 	}
 }
@@ -371,7 +371,7 @@ func TestDrainLameDuck(t *testing.T) {
 	tc := newDrainCluster(t)
 	const x = 0
 	natsAddr := strings.TrimPrefix(tc.nodes[x].NATSURL(), "nats://")
-	rep, err := tc.client(x, tc.alice).Drain(context.Background(), client.DrainOptions{LameDuck: true})
+	rep, err := tc.clientOn(x, tc.alice).Drain(context.Background(), client.DrainOptions{LameDuck: true})
 	if err != nil || !rep.Done || !rep.LameDuck {
 		t.Fatalf("drain with lame duck: %+v, %v", rep, err)
 	}
@@ -386,7 +386,7 @@ func TestDrainLameDuck(t *testing.T) {
 		code, reason := tc.readyzReason(x)
 		return code == 503 && strings.HasPrefix(reason, "lame_duck:")
 	})
-	if _, err := tc.client(1, tc.alice).CreateRoom(context.Background(), "after-lame-duck"); err != nil {
+	if _, err := tc.clientOn(1, tc.alice).CreateRoom(context.Background(), "after-lame-duck"); err != nil {
 		t.Errorf("write through node 2 with node 1 in lame duck: %v", err)
 	}
 	if err := tc.nodes[x].Shutdown(); err != nil {
