@@ -47,7 +47,9 @@ func (tc *testCluster) clientOn(i int, id *client.Identity) *client.Client {
 	return client.New("http://"+tc.nodes[i].HTTPAddr(), id)
 }
 
-func (tc *testCluster) natsServer(i int) *server.Server { return tc.nodes[i].dataPlane().(*embedded).srv }
+func (tc *testCluster) natsServer(i int) *server.Server {
+	return tc.nodes[i].dataPlane().(*embedded).srv
+}
 
 // streamsOf is every stream node i holds a replica of, by account.
 func (tc *testCluster) streamsOf(i int) map[string][]string {
