@@ -54,6 +54,7 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	body    []byte // the whole answer, for endpoints whose refusals carry more (Drain)
 }
 
 func (e *APIError) Error() string {
@@ -86,7 +87,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error, e.Code = strings.TrimSpace(string(data)), "http"
 		}
-		return &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Error}
+		return &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Error, body: data}
 	}
 	switch o := out.(type) {
 	case nil:

@@ -37,6 +37,7 @@ func (d *Daemon) apiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/rooms/{id}/keys/{handle}", js(d.getSealedKey))
 	mux.HandleFunc("POST /v1/admin/bus-grants", js(d.createBusGrant))
 	mux.HandleFunc("DELETE /v1/admin/bus-grants/{nkey}", js(d.deleteBusGrant))
+	mux.HandleFunc("POST /v1/admin/drain", js(d.postDrain))
 	blob := d.signed(d.cfg.BlobMaxBytes, "application/octet-stream", d.putBlob)
 	mux.HandleFunc("PUT /v1/blobs/{sha256}", blob)
 	mux.HandleFunc("GET /v1/blobs/{sha256}", d.signed(0, "", d.getBlob))

@@ -42,7 +42,10 @@ const (
 	accountsConfig    = `accounts { ` + daemonPlaceholder + `: { jetstream: enabled }, ` + membersAccount + `: {} }`
 )
 
-// withAccounts declares the two accounts in opts.
+// withAccounts declares the two accounts in opts, and nats-server's own
+// system account under its default name ($SYS, as every node of a cluster
+// must have it, old binaries included), so that the daemon's system
+// identity (sysconn.go) is bound to it from the start.
 func withAccounts(opts *server.Options) error {
 	if err := opts.ProcessConfigString(accountsConfig); err != nil {
 		return fmt.Errorf("nats accounts: %w", err)
@@ -52,6 +55,7 @@ func withAccounts(opts *server.Options) error {
 			a.Name = server.DEFAULT_GLOBAL_ACCOUNT
 		}
 	}
+	opts.Accounts = append(opts.Accounts, server.NewAccount(server.DEFAULT_SYSTEM_ACCOUNT))
 	return nil
 }
 
@@ -127,9 +131,13 @@ func busUsers(members []store.Member, rooms []store.Room, daemonPub string, gran
 // loadBusUsers reads the store into nkey users. Before the store is ready
 // (a cluster node waiting for its KV buckets) only the daemon may connect.
 func (d *Daemon) loadBusUsers(ctx context.Context, daemonAcc, membersAcc *server.Account) ([]*server.NkeyUser, error) {
+	sys, err := d.sysID.user()
+	if err != nil {
+		return nil, err
+	}
 	grants := d.grants.live()
 	if !d.controlReady() {
-		return busUsers(nil, nil, d.busKey.pub, grants, daemonAcc, membersAcc), nil
+		return append(busUsers(nil, nil, d.busKey.pub, grants, daemonAcc, membersAcc), sys), nil
 	}
 	members, err := d.st().AllMembers(ctx)
 	if err != nil {
@@ -139,7 +147,7 @@ func (d *Daemon) loadBusUsers(ctx context.Context, daemonAcc, membersAcc *server
 	if err != nil {
 		return nil, err
 	}
-	return busUsers(members, rooms, d.busKey.pub, grants, daemonAcc, membersAcc), nil
+	return append(busUsers(members, rooms, d.busKey.pub, grants, daemonAcc, membersAcc), sys), nil
 }
 
 // warnAuth is --bus-auth warn: every client is let in, and each anonymous

@@ -51,8 +51,12 @@ type Daemon struct {
 		kp  nkeys.KeyPair
 		pub string
 	}
-	bus    *busUpdates // membership changes on their way to the bus
-	grants busGrants   // short-lived credentials in the daemon's account
+	sysID sysIdentity // the in-process system-account user, see sysconn.go
+	// lameDuck: a drain put NATS in lame duck; the node only waits for
+	// its restart.
+	lameDuck atomic.Bool
+	bus      *busUpdates // membership changes on their way to the bus
+	grants   busGrants   // short-lived credentials in the daemon's account
 
 	firstAdmin *store.Member // --first-admin, created while no admin exists
 

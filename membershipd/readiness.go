@@ -20,6 +20,7 @@ const (
 	reasonNotConverged         = "not_converged"
 	reasonControlStoreStarting = "control_store_starting"
 	reasonBusUpdatePending     = "bus_update_pending"
+	reasonLameDuck             = "lame_duck"
 )
 
 // notReadyError is a readiness failure with its public face (code and safe
@@ -140,6 +141,9 @@ func (d *Daemon) ready(ctx context.Context) error {
 	dp := d.dataPlane()
 	if dp == nil {
 		return &notReadyError{code: reasonNATSStarting, msg: "NATS is starting"}
+	}
+	if d.lameDuck.Load() {
+		return &notReadyError{code: reasonLameDuck, msg: "this node is in lame duck after a drain: restart it"}
 	}
 	if err := dp.ready(ctx); err != nil {
 		return err
