@@ -22,6 +22,7 @@ func newApplyCmd(ui cli.UI) *cobra.Command {
 	var (
 		autoApprove bool
 		force       bool
+		noMove      bool
 		lockTimeout time.Duration
 		identities  []string
 		vars        = varFlag{}
@@ -74,12 +75,13 @@ A lock in the spec's state_dir stops a second apply; -lock-timeout waits for it.
 				ctx = context.Background()
 			}
 			return runApply(ctx, ui, cmd, applyRun{specPath: specPath, vars: vars, saved: saved,
-				autoApprove: autoApprove, force: force, lockTimeout: lockTimeout, identities: identities})
+				autoApprove: autoApprove, force: force, noMoveLeaders: noMove, lockTimeout: lockTimeout, identities: identities})
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&autoApprove, "auto-approve", false, "apply without asking")
-	f.BoolVar(&force, "force", false, "roll out even if the cluster is not converged before it starts")
+	f.BoolVar(&force, "force", false, "roll out even if the cluster is not converged, or a restart would cost a quorum")
+	f.BoolVar(&noMove, "no-move-leaders", false, "restart nodes without moving their JetStream leaders off first (for comparison)")
 	f.DurationVar(&lockTimeout, "lock-timeout", 0, "wait up to `D` for another apply's lock (0: refuse at once)")
 	f.StringArrayVar(&identities, "age-identity", nil, "another operator age identity file, to open the operator state (repeatable)")
 	addVarFlags(cmd, vars)
@@ -107,13 +109,14 @@ func planOrSpec(arg string, vars varFlag) (*provision.PlanDoc, string, error) {
 }
 
 type applyRun struct {
-	specPath    string
-	vars        varFlag
-	saved       *provision.PlanDoc
-	autoApprove bool
-	force       bool
-	lockTimeout time.Duration
-	identities  []string
+	specPath      string
+	vars          varFlag
+	saved         *provision.PlanDoc
+	autoApprove   bool
+	force         bool
+	noMoveLeaders bool
+	lockTimeout   time.Duration
+	identities    []string
 }
 
 func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) error {
@@ -208,7 +211,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 		}
 	}
 	res, err := provision.Apply(ctx, p, provision.ApplyOptions{
-		Identities: ids, Manager: managerFor, Rollout: rollouter(ui, spec, r.force),
+		Identities: ids, Manager: managerFor, Rollout: rollouter(ui, spec, op, r.force, !r.noMoveLeaders),
 		Progress: func(format string, args ...any) { ui.Printf(format, args...) },
 		Warn:     func(s string) { ui.Warnf("%s", s) },
 	})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/unibus/unibus/client"
 	"github.com/unibus/unibus/internal/cli"
 	"github.com/unibus/unibus/provision"
 	"github.com/unibus/unibus/rollout"
@@ -21,7 +23,7 @@ import (
 // rollouter drives a cluster apply through the rollout gate: it reads each
 // node's /readyz and /healthz on the node's own address (nodes are on this
 // machine for now; the rendered IPAddressAllow= admits loopback).
-func rollouter(ui cli.UI, spec *provision.Spec, force bool) *provision.Rollouter {
+func rollouter(ui cli.UI, spec *provision.Spec, op *client.Identity, force, moveLeaders bool) *provision.Rollouter {
 	if !spec.IsCluster() {
 		return nil
 	}
@@ -61,6 +63,12 @@ func rollouter(ui cli.UI, spec *provision.Spec, force bool) *provision.Rollouter
 				return err
 			}
 			return rollout.Wait(ctx, nodes, opts(spec.Cluster.Rollout.Samples))
+		},
+		MoveLeaders: func(ctx context.Context, n *provision.Node) error {
+			if !moveLeaders {
+				return nil
+			}
+			return drain(ctx, ui, h, op, n, force)
 		},
 		MetaLeader: func(ctx context.Context) string {
 			nodes, err := h.nodes("")
@@ -127,4 +135,51 @@ func (h *healthNodes) newClient() (*http.Client, error) {
 		return nil, fmt.Errorf("rollout gate: %s holds no certificate", ca)
 	}
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}}}, nil
+}
+
+// drain moves every leadership off n before its restart through the
+// node's control plane, as the operator (the cluster's first admin): first
+// a dry run, which refuses a restart that would leave a group below quorum
+// (unless -force), then the drain itself, ending in lame duck so clients
+// reconnect elsewhere before the process stops.
+func drain(ctx context.Context, ui cli.UI, h *healthNodes, op *client.Identity, n *provision.Node, force bool) error {
+	c, err := h.controlClient(n, op)
+	if err != nil {
+		return err
+	}
+	rep, err := c.Drain(ctx, client.DrainOptions{DryRun: true})
+	var apiErr *client.APIError
+	if errors.As(err, &apiErr) && (apiErr.Status == http.StatusUnauthorized || apiErr.Status == http.StatusForbidden) {
+		ui.Warnf("%s: leaders not moved before the restart: the operator identity is not an admin here (%v)", n.Name, err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.RestartSafe && !force {
+		return fmt.Errorf("restarting %s now would leave %d group(s) below quorum (is another node down?); pass -force to restart it anyway", n.Name, len(rep.AtRisk))
+	}
+	rep, err = c.Drain(ctx, client.DrainOptions{Force: force, LameDuck: true})
+	if err != nil {
+		return err
+	}
+	ui.Printf("%s: %d leadership(s) moved off in %d ms (meta leader: %v), lame duck", n.Name, len(rep.Moved), rep.ElapsedMS, rep.MetaLeader)
+	return nil
+}
+
+// controlClient is the operator's client of n's control plane.
+func (h *healthNodes) controlClient(n *provision.Node, op *client.Identity) (*client.Client, error) {
+	nodes, err := h.nodes(n.Name)
+	if err != nil {
+		return nil, err
+	}
+	var opts []client.Option
+	if h.spec.Cluster.ClientTLS {
+		o, err := client.WithServerCA(filepath.Join(h.spec.Cluster.StateDir, "pki", "client-ca.crt"))
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
+	}
+	return client.New(nodes[0].BaseURL, op, opts...), nil
 }
