@@ -125,7 +125,7 @@ func applyOnce(b *testing.B, unibus, bin, roots, mgr string, spec []byte, env []
 	return d, unibusRun(append(append([]string{"down"}, vars...), specDir)...)
 }
 
-func freePort(b *testing.B) int {
+func freePort(b testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

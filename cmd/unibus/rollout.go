@@ -18,6 +18,7 @@ import (
 	"github.com/unibus/unibus/internal/cli"
 	"github.com/unibus/unibus/provision"
 	"github.com/unibus/unibus/rollout"
+	"github.com/unibus/unibus/units"
 )
 
 // rollouter drives a cluster apply through the rollout gate: it reads each
@@ -62,6 +63,8 @@ func rollouter(ui cli.UI, spec *provision.Spec, op *client.Identity, force, move
 			if err != nil {
 				return err
 			}
+			ctx, stop := watchServices(ctx, spec)
+			defer stop()
 			return rollout.Wait(ctx, nodes, opts(spec.Cluster.Rollout.Samples))
 		},
 		MoveLeaders: func(ctx context.Context, n *provision.Node) error {
@@ -182,4 +185,54 @@ func (h *healthNodes) controlClient(n *provision.Node, op *client.Identity) (*cl
 		opts = append(opts, o)
 	}
 	return client.New(nodes[0].BaseURL, op, opts...), nil
+}
+
+// watchServices cancels ctx, with the reason, when any node's main
+// process changes or stops while the gate waits: a node that crashed (and
+// maybe came back under Restart=) is not something to roll on from.
+func watchServices(ctx context.Context, spec *provision.Spec) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	type seen struct {
+		pid  int
+		unit string
+		m    units.Manager
+	}
+	var watch []seen
+	var names []string
+	for i := range spec.Nodes {
+		n := &spec.Nodes[i]
+		m, err := managerFor(n)
+		if err != nil {
+			continue
+		}
+		unit := spec.UnitNameFor(n)
+		st, err := m.Status(ctx, unit)
+		if err != nil || st.MainPID == 0 {
+			continue
+		}
+		watch = append(watch, seen{pid: st.MainPID, unit: unit, m: m})
+		names = append(names, n.Name)
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			for i, w := range watch {
+				st, err := w.m.Status(ctx, w.unit)
+				if err == nil && st.MainPID != w.pid {
+					cancel(fmt.Errorf("%s's process %d ended while the gate waited (now %s/%s, main pid %d): stopping the rollout", names[i], w.pid, st.ActiveState, st.SubState, st.MainPID))
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() { close(done); cancel(nil) }
 }
