@@ -344,4 +344,3 @@ func (l *load) check(t *testing.T, cs []*client.Client, room string) {
 		}
 	}
 }
-
