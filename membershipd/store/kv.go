@@ -341,8 +341,11 @@ func (s *KV) msgGet(ctx context.Context, stream string, req msgGetRequest) (*sto
 	subject := apiPrefix(s.js.Options()) + "STREAM.MSG.GET." + stream
 	for attempt := 0; ; attempt++ {
 		// Each attempt gets a slice of the deadline so a request that a
-		// follower silently dropped during an election is asked again.
-		actx, cancel := context.WithTimeout(ctx, time.Second)
+		// follower silently dropped during an election is asked again:
+		// 250ms first (a leader answers in a millisecond; a dropped request
+		// cost every read during a leader move a whole second), doubling to
+		// 1s.
+		actx, cancel := context.WithTimeout(ctx, min(250*time.Millisecond<<min(attempt, 2), time.Second))
 		msg, err := s.nc.RequestWithContext(actx, subject, body)
 		cancel()
 		if err == nil {
