@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"filippo.io/age"
 
@@ -219,7 +220,7 @@ func Apply(ctx context.Context, p *Planned, o ApplyOptions) (ApplyResult, error)
 			todo = append(todo, nodeWork{n: n, nf: nf, np: np, seen: p.Input.Nodes[n.Name]})
 		}
 	}
-	a := &applier{o: o, res: &res}
+	a := &applier{o: o, res: &res, readyTimeout: s.Cluster.Rollout.ReadyTimeout}
 	if o.Manager == nil {
 		for _, w := range todo {
 			if err := a.write(ctx, w); err != nil {
@@ -271,6 +272,8 @@ type nodeWork struct {
 type applier struct {
 	o   ApplyOptions
 	res *ApplyResult
+	// readyTimeout bounds one start or restart (rollout { ready_timeout }).
+	readyTimeout time.Duration
 }
 
 // fresh: no node runs yet and every node is to start. A new R3 cluster
@@ -458,6 +461,11 @@ func (a *applier) activate(ctx context.Context, w nodeWork, rolling bool) (bool,
 		}
 	}
 	a.o.Progress("%s: %s %s (%s)", n.Name, np.Restart.Action, unit, strings.Join(np.Restart.Reasons, "; "))
+	if a.readyTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.readyTimeout)
+		defer cancel()
+	}
 	if np.Restart.Action == "restart" {
 		err = m.Restart(ctx, unit)
 		a.res.Restarted++
