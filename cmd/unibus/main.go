@@ -86,7 +86,8 @@ func newRootCmd(ui cli.UI) *cobra.Command {
 		return cli.Usagef("%v", err)
 	})
 	root.AddCommand(newPKICmd(ui), newKeygenCmd(ui), newMemberCmd(ui), newTrustCmd(ui), newRoomCmd(ui), newSendCmd(ui), newListenCmd(ui))
-	root.AddCommand(newInitCmd(ui), newRenderCmd(ui), newPlanCmd(ui), newShowCmd(ui), newApplyCmd(ui), newDownCmd(ui), newStatusCmd(ui))
+	root.AddCommand(newInitCmd(ui), newRenderCmd(ui), newPlanCmd(ui), newShowCmd(ui), newApplyCmd(ui), newDownCmd(ui))
 	root.AddCommand(newExecSuperviseCmd())
+	root.AddCommand(newStatusCmd(ui))
 	return root
 }

@@ -45,7 +45,7 @@ func nodeHTTP(s *provision.Spec, n *provision.Node) (rollout.Node, error) {
 	if !roots.AppendCertsFromPEM(pem) {
 		return rollout.Node{}, fmt.Errorf("node %s: %s holds no PEM certificate", n.Name, s.Cluster.PKI.ClientCABundle)
 	}
-	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13}
 	// The certificate names the node's addresses and DNS names; the bind
 	// address or loopback dialled may not be among them.
 	if !slices.Contains(n.Addresses, host) {
