@@ -89,5 +89,6 @@ func newRootCmd(ui cli.UI) *cobra.Command {
 	root.AddCommand(newInitCmd(ui), newRenderCmd(ui), newPlanCmd(ui), newShowCmd(ui), newApplyCmd(ui), newDownCmd(ui))
 	root.AddCommand(newClusterCmd(ui))
 	root.AddCommand(newExecSuperviseCmd())
+	root.AddCommand(newStatusCmd(ui))
 	return root
 }

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+
+	"github.com/unibus/unibus/provision"
+	"github.com/unibus/unibus/rollout"
+)
+
+// nodeHTTP is how unibus reaches node n's control plane: its base URL and
+// an HTTP client that trusts the cluster's client CA. It is the one place
+// that knows the way there. Nodes run on this machine for now, so it dials
+// the node's bind address (loopback when the node binds every address);
+// an SSH target will get a tunnel to the node's loopback here, since the
+// rendered IPAddressAllow= does not admit the operator's machine.
+func nodeHTTP(s *provision.Spec, n *provision.Node) (rollout.Node, error) {
+	if n.Target.SSH != "" {
+		return rollout.Node{}, fmt.Errorf("node %s: reaching a node over ssh is not supported yet", n.Name)
+	}
+	host := n.Bind
+	switch {
+	case !host.IsValid() || host == netip.IPv4Unspecified():
+		host = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	case host == netip.IPv6Unspecified():
+		host = netip.IPv6Loopback()
+	}
+	addr := net.JoinHostPort(host.String(), strconv.Itoa(n.Ports.HTTP))
+	if !s.Cluster.ClientTLS {
+		// Rendered without client TLS, the control plane is plain HTTP.
+		return rollout.Node{Name: n.Name, BaseURL: "http://" + addr, Client: &http.Client{}}, nil
+	}
+	pem, err := os.ReadFile(s.Cluster.PKI.ClientCABundle)
+	if err != nil {
+		return rollout.Node{}, fmt.Errorf("node %s: the control plane serves HTTPS: read the client CA: %w", n.Name, err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return rollout.Node{}, fmt.Errorf("node %s: %s holds no PEM certificate", n.Name, s.Cluster.PKI.ClientCABundle)
+	}
+	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13}
+	// The certificate names the node's addresses and DNS names; the bind
+	// address or loopback dialled may not be among them.
+	if !slices.Contains(n.Addresses, host) {
+		switch {
+		case len(n.DNS) > 0:
+			cfg.ServerName = n.DNS[0]
+		case len(n.Addresses) > 0:
+			cfg.ServerName = n.Addresses[0].String()
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	tr.Proxy = nil // a node's loopback is never reached through a proxy
+	return rollout.Node{Name: n.Name, BaseURL: "https://" + addr, Client: &http.Client{Transport: tr}}, nil
+}
