@@ -2,16 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/unibus/unibus/client"
@@ -88,56 +81,27 @@ func rollouter(ui cli.UI, spec *provision.Spec, op *client.Identity, force, move
 	}
 }
 
-// healthNodes are the spec's nodes as the gate reaches them. The client
-// trusts the cluster's client CA, read once it exists (apply issues it).
+// healthNodes are the spec's nodes as the gate reaches them (nodeHTTP),
+// read when asked: the client CA exists only once apply issued it.
 type healthNodes struct {
-	spec   *provision.Spec
-	once   sync.Once
-	client *http.Client
-	err    error
+	spec *provision.Spec
 }
 
 // nodes lists every node, the one named first first.
 func (h *healthNodes) nodes(first string) ([]rollout.Node, error) {
-	h.once.Do(func() { h.client, h.err = h.newClient() })
-	if h.err != nil {
-		return nil, h.err
-	}
-	scheme := "http"
-	if h.spec.Cluster.ClientTLS {
-		scheme = "https"
-	}
 	var out []rollout.Node
 	for i := range h.spec.Nodes {
-		n := &h.spec.Nodes[i]
-		host := n.Bind.String()
-		if n.Bind.IsUnspecified() {
-			host = "127.0.0.1"
+		rn, err := nodeHTTP(h.spec, &h.spec.Nodes[i])
+		if err != nil {
+			return nil, err
 		}
-		rn := rollout.Node{Name: n.Name, BaseURL: scheme + "://" + net.JoinHostPort(host, strconv.Itoa(n.Ports.HTTP)), Client: h.client}
-		if n.Name == first {
+		if rn.Name == first {
 			out = append([]rollout.Node{rn}, out...)
 		} else {
 			out = append(out, rn)
 		}
 	}
 	return out, nil
-}
-
-func (h *healthNodes) newClient() (*http.Client, error) {
-	if !h.spec.Cluster.ClientTLS {
-		return &http.Client{}, nil
-	}
-	ca := filepath.Join(h.spec.Cluster.StateDir, "pki", "client-ca.crt")
-	pem, err := os.ReadFile(ca)
-	if err != nil {
-		return nil, fmt.Errorf("rollout gate: the client CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("rollout gate: %s holds no certificate", ca)
-	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}}}, nil
 }
 
 // drain moves every leadership off n before its restart through the
@@ -178,7 +142,7 @@ func (h *healthNodes) controlClient(n *provision.Node, op *client.Identity) (*cl
 	}
 	var opts []client.Option
 	if h.spec.Cluster.ClientTLS {
-		o, err := client.WithServerCA(filepath.Join(h.spec.Cluster.StateDir, "pki", "client-ca.crt"))
+		o, err := client.WithServerCA(h.spec.Cluster.PKI.ClientCABundle)
 		if err != nil {
 			return nil, err
 		}
