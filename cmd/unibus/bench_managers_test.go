@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -67,6 +68,10 @@ func BenchmarkApplyManagers(b *testing.B) {
 				b.Fatalf("%s: %v", mgr, err)
 			}
 			times[mgr] = append(times[mgr], d)
+			if mgr == "systemd" {
+				out, _ := h.Systemctl(context.Background(), "show", "-p", "NRestarts", "membershipd-n1.service", "membershipd-n2.service", "membershipd-n3.service")
+				b.Logf("systemd restarts: %s", strings.Join(strings.Fields(out), " "))
+			}
 			os.RemoveAll(roots[mgr])
 			if mgr == "systemd" {
 				for _, n := range []string{"n1", "n2", "n3"} {
