@@ -187,9 +187,10 @@ type ApplyResult struct {
 // Apply carries out p: the operator-state changes, then each node's files
 // (written atomically, skipped where the node already has them, certificates
 // and secrets before the units that use them), then each node's service,
-// reloaded and started or restarted where the plan says so. A no-op plan
-// writes nothing. A run killed anywhere leaves every file whole, and
-// running it again converges.
+// reloaded and started or restarted where the plan says so; with
+// o.Rollout, a running cluster is changed one node at a time instead
+// (rolling). A no-op plan writes nothing. A run killed anywhere leaves
+// every file whole, and running it again converges.
 func Apply(ctx context.Context, p *Planned, o ApplyOptions) (ApplyResult, error) {
 	var res ApplyResult
 	if o.Writer == nil {
@@ -364,7 +365,7 @@ func (a *applier) rolling(ctx context.Context, s *Spec, todo []nodeWork) error {
 			}
 		}
 		if err := a.write(ctx, w); err != nil {
-			return err
+			return a.stopped(err, ordered[i+1:])
 		}
 		if _, err := a.activate(ctx, w, true); err != nil {
 			return a.stopped(err, ordered[i+1:])
