@@ -139,39 +139,63 @@ func (s *Server) PID() int {
 	return s.cmd.Process.Pid
 }
 
-// WaitIdle waits until sshd serves no connection any more (no child
-// process left), so that what a cut connection's commands did is done.
+// WaitIdle waits until no command runs under sshd any more (no process
+// below it but sshd's own), so that what a cut session's commands did is
+// done.
 func (s *Server) WaitIdle(t testing.TB) {
 	t.Helper()
 	pid := s.PID()
 	deadline := time.Now().Add(30 * time.Second)
-	for children(pid) > 0 {
+	for {
+		cmds := commandsUnder(pid)
+		if len(cmds) == 0 {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sshd %d still serves a connection after 30s", pid)
+			t.Fatalf("commands still run under sshd %d after 30s: %v", pid, cmds)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func children(pid int) int {
-	n := 0
+// commandsUnder names the processes below pid that are not sshd.
+func commandsUnder(pid int) []string {
+	parent := map[int]int{}
+	comm := map[int]string{}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
 		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ...: comm may hold spaces, so after ')'.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
+		// pid (comm) state ppid ...: comm may hold spaces.
+		i, j := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if i < 0 || j < i {
 			continue
 		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			n++
+		f := strings.Fields(string(stat[j+1:]))
+		if len(f) > 1 {
+			parent[p], _ = strconv.Atoi(f[1])
+			comm[p] = string(stat[i+1 : j])
 		}
 	}
-	return n
+	var out []string
+	for p := range parent {
+		if comm[p] == "sshd" {
+			continue
+		}
+		for q := parent[p]; q > 1; q = parent[q] {
+			if q == pid {
+				out = append(out, fmt.Sprintf("%d %s", p, comm[p]))
+				break
+			}
+		}
+	}
+	return out
 }
 
 func (s *Server) writeKnownHosts(t testing.TB, types []string) {

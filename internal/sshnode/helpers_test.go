@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -64,3 +65,6 @@ func wantErr(t testing.TB, err error, parts ...string) {
 		}
 	}
 }
+
+// waitBriefly yields while a process started by a test comes up.
+func waitBriefly() { time.Sleep(10 * time.Millisecond) }

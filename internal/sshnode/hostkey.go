@@ -80,8 +80,9 @@ func (h *hostKeys) callback(name, hostport string) ssh.HostKeyCallback {
 			if h.accept {
 				return h.add(name, hostport, key)
 			}
-			return fmt.Errorf("node %s: host %s is not in %s; its %s key is %s: check that fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), then accept it (-accept-new-host-key, or ssh -p PORT it once)",
-				name, hostport, h.file, key.Type(), ssh.FingerprintSHA256(key), keyFileType(key.Type()))
+			host, port, _ := net.SplitHostPort(hostport)
+			return fmt.Errorf("node %s: host %s is not in %s; its %s key is %s: check that fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), then accept it (ssh -p %s %s once and answer yes, or let unibus accept new host keys)",
+				name, hostport, h.file, key.Type(), ssh.FingerprintSHA256(key), keyFileType(key.Type()), port, host)
 		case errors.As(err, &ke):
 			var known []string
 			for _, k := range ke.Want {
