@@ -83,7 +83,7 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, 
 	defer func() { <-c.sessions }()
 	s, err := c.conn.NewSession()
 	if err != nil {
-		return nil, fmt.Errorf("node %s: open an SSH session: %v (the connection is lost: run again)", c.name, err)
+		return nil, fmt.Errorf("node %s: open an SSH session: %v (the connection was lost, or sshd allows fewer sessions at once than MaxSessions 10: run again)", c.name, err)
 	}
 	defer s.Close()
 	var stdout, stderr bytes.Buffer
