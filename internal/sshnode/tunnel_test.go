@@ -131,3 +131,32 @@ func TestSudo(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A pool dials each target once, however many callers ask at once.
+func TestPoolDialsOnce(t *testing.T) {
+	s := sshdtest.Start(t, sshdtest.Options{})
+	p := &Pool{Options: Options{KnownHosts: s.KnownHosts, KeyFile: s.UserKey}}
+	defer p.Close()
+	clients := make([]*Client, 8)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := p.Client(context.Background(), "node1", s.Addr)
+			if err != nil {
+				t.Error(err)
+			}
+			clients[i] = c
+		}()
+	}
+	wg.Wait()
+	for _, c := range clients {
+		if c != clients[0] || c == nil {
+			t.Fatalf("pool gave different connections: %p %p", c, clients[0])
+		}
+	}
+	if n := strings.Count(s.Log(), "Accepted publickey"); n != 1 {
+		t.Fatalf("%d logins for one target, want 1:\n%s", n, s.Log())
+	}
+}
