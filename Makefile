@@ -51,6 +51,9 @@ deps:
 	@# that package, in mount namespaces (util-linux: unshare, nsenter).
 	@command -v unshare >/dev/null && command -v nsenter >/dev/null || { echo "installing util-linux (apt-get)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends util-linux >/dev/null; }
+	@# The SSH transport's tests run a real OpenSSH server on loopback.
+	@test -x /usr/sbin/sshd || { echo "installing openssh-server (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null; }
 
 test: deps lint
 	CGO_ENABLED=1 $(GO) test $(TESTFLAGS) ./...
