@@ -3,6 +3,7 @@ package provision
 import (
 	"net"
 	"net/netip"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -291,16 +292,27 @@ func (c *check) target(b *nodeBlock, n *Node) Target {
 	if tb.SSH != nil {
 		t.SSH = *tb.SSH
 	}
+	// A remote node's root and binary are paths on that node: never
+	// resolved against the spec's folder on this machine.
+	onNode := func(p string, rng hcl.Range, what string) string {
+		if t.SSH == "" {
+			return c.path(p)
+		}
+		if !path.IsAbs(p) {
+			c.errorf(rng, "Relative path on a remote node", "%s %q: node %s is reached over ssh, so its %s is a path on that node; give it in full, such as /home/unibus or /usr/local/bin/membershipd.", what, p, n.Name, what)
+		}
+		return path.Clean(p)
+	}
 	switch {
 	case tb.Root != nil:
-		t.Root = c.path(*tb.Root)
+		t.Root = onNode(*tb.Root, tb.RootRange, "root")
 	case t.Scope == units.User:
 		c.errorf(tb.DefRange, "Missing root", "A user-scope node needs root: the home folder its files go under (units in .config/systemd/user).")
 	default:
 		t.Root = "/"
 	}
 	if tb.Binary != nil {
-		t.Binary = c.path(*tb.Binary)
+		t.Binary = onNode(*tb.Binary, tb.BinaryRange, "binary")
 	}
 	if strings.ContainsFunc(t.Root+t.Binary, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		c.errorf(tb.DefRange, "Invalid path", "root and binary must not hold control characters.")
