@@ -11,7 +11,7 @@ LDFLAGS := -X github.com/unibus/unibus/membershipd.Version=$(VERSION)
 # with the race detector, which needs cgo (the binaries stay CGO_ENABLED=0).
 TESTFLAGS ?= -count=1 -p 2 -timeout 25m -race
 
-.PHONY: build run down run-single deps test lint bench bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec bench-apply bench-systemd fuzz clean
+.PHONY: build run down run-single deps test lint bench bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec bench-apply bench-systemd bench-ssh fuzz clean
 # Fuzz targets as package:Target; `make test` runs each briefly, from the
 # committed corpus in testdata/fuzz (new finds land in the Go cache; copy
 # them into testdata/fuzz to keep them).
@@ -76,10 +76,10 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 # Benchmarks are never part of `make test`: the machine is shared and noisy.
-bench: bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec bench-apply bench-systemd
+bench: bench-go bench-dataplane bench-controlplane bench-https bench-accounts bench-exec bench-apply bench-systemd bench-ssh
 
 bench-go:
-	$(GO) test -run '^$$' -skip BenchmarkApplyManagers -bench . -benchmem -count 5 ./...
+	$(GO) test -run '^$$' -skip 'BenchmarkApplyManagers|BenchmarkPlanOverSSH' -bench . -benchmem -count 5 ./...
 
 bench-dataplane: build
 	./scripts/bench-dataplane.sh
@@ -108,6 +108,11 @@ bench-accounts:
 # beside the same under the exec manager, 5 interleaved rounds (as root).
 bench-systemd:
 	$(GO) test -run '^$$' -bench BenchmarkApplyManagers -benchtime 5x -count 1 ./cmd/unibus
+
+# plan of 1 and 3 nodes over SSH (a real sshd on loopback) beside the
+# same folders planned locally (as root).
+bench-ssh:
+	$(GO) test -run '^$$' -bench BenchmarkPlanOverSSH -benchtime 5x -count 1 ./cmd/unibus
 
 bench-exec:
 	$(GO) test -run '^$$' -bench BenchmarkExecStartToReady -benchtime 15x -count 1 ./units

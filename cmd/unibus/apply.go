@@ -162,7 +162,10 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 	if err != nil {
 		return err
 	}
-	opts := provision.PlanOptions{SpecPath: abs, Vars: r.vars, Observe: provision.ObserveOptions{Service: observeService(ui)}}
+	access := newNodeAccess()
+	defer access.close()
+	opts := provision.PlanOptions{SpecPath: abs, Vars: r.vars,
+		Observe: provision.ObserveOptions{Service: observeService(ui), Transport: access.transport}}
 	p, err := provision.MakePlan(ctx, spec, opts)
 	if err != nil {
 		return err
@@ -200,7 +203,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 			return err
 		}
 	}
-	created, err := provision.PrepareNodes(ctx, spec, nil)
+	created, err := provision.PrepareNodes(ctx, spec, access.writer)
 	if err != nil {
 		return err
 	}
@@ -211,7 +214,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 		}
 	}
 	res, err := provision.Apply(ctx, p, provision.ApplyOptions{
-		Identities: ids, Manager: managerFor, Rollout: rollouter(ui, spec, op, r.force, !r.noMoveLeaders),
+		Identities: ids, Writer: access.writer, Manager: managerFor, Rollout: rollouter(ui, spec, op, r.force, !r.noMoveLeaders),
 		Progress: func(format string, args ...any) { ui.Printf(format, args...) },
 		Warn:     func(s string) { ui.Warnf("%s", s) },
 	})

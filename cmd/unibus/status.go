@@ -194,7 +194,9 @@ func observeUnit(ctx context.Context, spec *provision.Spec, n *provision.Node, o
 // observeCerts reads the certificates every node holds, as plan observes
 // them, by node name.
 func observeCerts(ctx context.Context, spec *provision.Spec) (map[string][]certObs, string) {
-	states, err := provision.ObserveNodes(ctx, spec, provision.ObserveOptions{})
+	access := newNodeAccess()
+	defer access.close()
+	states, err := provision.ObserveNodes(ctx, spec, provision.ObserveOptions{Transport: access.transport})
 	if err != nil {
 		return nil, err.Error()
 	}

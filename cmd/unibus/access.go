@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/unibus/unibus/internal/sshnode"
+	"github.com/unibus/unibus/provision"
+)
+
+// nodeAccess reaches the spec's nodes for one run: a node on this machine
+// through its root folder, a node with target { ssh } over one SSH
+// connection per target, shared by every node and step of the run.
+//
+// SSH settings come from the environment, as ssh's own do:
+// UNIBUS_SSH_KEY (a key file; default the agent, then ~/.ssh/id_*),
+// UNIBUS_SSH_KNOWN_HOSTS (default ~/.ssh/known_hosts), and
+// UNIBUS_SSH_ACCEPT_NEW=1 to accept and record a host's key on first use
+// (a changed key is refused all the same).
+type nodeAccess struct {
+	pool *sshnode.Pool
+}
+
+func newNodeAccess() *nodeAccess {
+	return &nodeAccess{pool: &sshnode.Pool{Options: sshnode.Options{
+		KeyFile:          os.Getenv("UNIBUS_SSH_KEY"),
+		KnownHosts:       os.Getenv("UNIBUS_SSH_KNOWN_HOSTS"),
+		AcceptNewHostKey: os.Getenv("UNIBUS_SSH_ACCEPT_NEW") == "1",
+	}}}
+}
+
+// transport reads node n (plan, status).
+func (a *nodeAccess) transport(n *provision.Node) (provision.Transport, error) {
+	if n.Target.SSH == "" {
+		return provision.DefaultTransport(n)
+	}
+	return a.remote(n)
+}
+
+// writer changes node n (apply).
+func (a *nodeAccess) writer(n *provision.Node) (provision.Writer, error) {
+	if n.Target.SSH == "" {
+		return provision.DefaultWriter(n)
+	}
+	return a.remote(n)
+}
+
+func (a *nodeAccess) remote(n *provision.Node) (*sshnode.Transport, error) {
+	c, err := a.pool.Client(context.Background(), n.Name, n.Target.SSH)
+	if err != nil {
+		return nil, err
+	}
+	return c.Transport(n.Target.Root)
+}
+
+func (a *nodeAccess) close() { a.pool.Close() }

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/unibus/unibus/internal/sshdtest"
+	"github.com/unibus/unibus/internal/testbin"
+)
+
+// sshSpec is a cluster of n user-scope nodes under roots, each reached at
+// target over SSH ("" for this machine's folders).
+func sshSpec(n int, roots, target string) string {
+	var b strings.Builder
+	b.WriteString("cluster \"t\" {\n  bus_auth = \"enforce\"\n")
+	if n >= 3 {
+		b.WriteString("  kv_replicas = 3\n")
+	}
+	b.WriteString("}\n")
+	for i := 1; i <= n; i++ {
+		ssh := ""
+		if target != "" {
+			ssh = fmt.Sprintf("    ssh     = %q\n", target)
+		}
+		fmt.Fprintf(&b, `node "n%d" {
+  addresses = ["127.0.0.1"]
+  bind      = "127.0.0.1"
+  ports {
+    http    = %d
+    nats    = %d
+    cluster = %d
+    monitor = %d
+  }
+  target {
+%s    scope   = "user"
+    root    = %q
+    manager = "systemd"
+    binary  = "/usr/local/bin/membershipd"
+  }
+}
+`, i, 20000+10*i, 20001+10*i, 20002+10*i, 20003+10*i, ssh, filepath.Join(roots, fmt.Sprintf("n%d", i)))
+	}
+	return b.String()
+}
+
+type planRun struct {
+	unibus, dir string
+	env         []string
+}
+
+func newPlanRun(t testing.TB) *planRun {
+	unibus, err := testbin.Unibus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &planRun{unibus: unibus, dir: t.TempDir()}
+	id := filepath.Join(r.dir, "identity")
+	if out, err := exec.Command(unibus, "keygen", "--handle", "op", "-o", id).CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v: %s", err, out)
+	}
+	r.env = append(os.Environ(), "UNIBUS_IDENTITY="+id)
+	return r
+}
+
+// plan writes spec into a folder of its own and plans it; it returns the
+// output, the exit code and how long it took.
+func (r *planRun) plan(t testing.TB, name, spec string, env ...string) (string, int, time.Duration) {
+	dir := filepath.Join(r.dir, name)
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "cluster.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(r.unibus, "plan", "-detailed-exitcode", dir)
+	cmd.Env = append(append(r.env, env...), "XDG_RUNTIME_DIR=", "DBUS_SESSION_BUS_ADDRESS=")
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(t0)
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code, d
+}
+
+// nodeChanges is a plan's per-node part, from its first node on, without
+// the node headers (which say how the node is reached).
+func nodeChanges(out string) string {
+	var keep []string
+	nodes := false
+	for _, l := range strings.Split(out, "\n") {
+		nodes = nodes || strings.HasPrefix(l, "Node ")
+		if nodes && !strings.HasPrefix(l, "Node ") && !strings.HasPrefix(l, "unibus: ") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// Plan over SSH against real OpenSSH sees each node as plan on this
+// machine sees the same folders: the same changes, line for line; a file
+// changed on the node shows; an unknown host key stops it with the
+// fingerprint.
+func TestPlanOverSSH(t *testing.T) {
+	s := sshdtest.Start(t, sshdtest.Options{})
+	r := newPlanRun(t)
+	roots := filepath.Join(r.dir, "roots")
+	sshEnv := []string{"UNIBUS_SSH_KEY=" + s.UserKey, "UNIBUS_SSH_KNOWN_HOSTS=" + s.KnownHosts}
+	target := "root@" + s.Addr
+
+	local, code, dl := r.plan(t, "local", sshSpec(3, roots, ""))
+	if code != 2 {
+		t.Fatalf("local plan exit %d:\n%s", code, local)
+	}
+	remote, code, dr := r.plan(t, "ssh", sshSpec(3, roots, target), sshEnv...)
+	if code != 2 {
+		t.Fatalf("plan over ssh exit %d:\n%s", code, remote)
+	}
+	if nodeChanges(remote) != nodeChanges(local) {
+		t.Fatalf("plan over ssh differs from the local plan of the same folders:\n--- ssh\n%s\n--- local\n%s", remote, local)
+	}
+	t.Logf("plan of 3 nodes: local %s, over ssh %s", dl.Round(time.Millisecond), dr.Round(time.Millisecond))
+
+	// What is on the node is what plan reads.
+	unit := filepath.Join(roots, "n2", ".config", "systemd", "user", "membershipd-n2.service")
+	os.MkdirAll(filepath.Dir(unit), 0o755)
+	if err := os.WriteFile(unit, []byte("[Service]\nExecStart=/bin/true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	remote, _, _ = r.plan(t, "ssh", sshSpec(3, roots, target), sshEnv...)
+	if !regexp.MustCompile(`(?m)^  ~ \.config/systemd/user/membershipd-n2\.service  0644`).MatchString(remote) {
+		t.Fatalf("a unit written on n2 is not seen as changed over ssh:\n%s", remote)
+	}
+
+	// A host known_hosts does not know: refused, with its fingerprint.
+	empty := filepath.Join(r.dir, "empty_known_hosts")
+	os.WriteFile(empty, nil, 0o600)
+	out, code, _ := r.plan(t, "ssh", sshSpec(3, roots, target), "UNIBUS_SSH_KEY="+s.UserKey, "UNIBUS_SSH_KNOWN_HOSTS="+empty)
+	if code != 1 || !strings.Contains(out, "SHA256:") || !strings.Contains(out, "n1") {
+		t.Fatalf("plan with an unknown host key: exit %d:\n%s", code, out)
+	}
+}
+
+// BenchmarkPlanOverSSH: plan of 1 and 3 nodes over SSH beside the same
+// folders planned locally, interleaved (make bench-ssh).
+func BenchmarkPlanOverSSH(b *testing.B) {
+	s := sshdtest.Start(b, sshdtest.Options{})
+	r := newPlanRun(b)
+	roots := filepath.Join(r.dir, "roots")
+	sshEnv := []string{"UNIBUS_SSH_KEY=" + s.UserKey, "UNIBUS_SSH_KNOWN_HOSTS=" + s.KnownHosts}
+	times := map[string][]time.Duration{}
+	b.ResetTimer()
+	for range b.N {
+		for _, n := range []int{1, 3} {
+			_, _, dl := r.plan(b, fmt.Sprintf("local%d", n), sshSpec(n, roots, ""))
+			_, _, dr := r.plan(b, fmt.Sprintf("ssh%d", n), sshSpec(n, roots, "root@"+s.Addr), sshEnv...)
+			times[fmt.Sprintf("local%d", n)] = append(times[fmt.Sprintf("local%d", n)], dl)
+			times[fmt.Sprintf("ssh%d", n)] = append(times[fmt.Sprintf("ssh%d", n)], dr)
+		}
+	}
+	b.StopTimer()
+	for _, k := range []string{"local1", "ssh1", "local3", "ssh3"} {
+		b.ReportMetric(medianDuration(times[k]).Seconds()*1000, k+"-ms")
+	}
+	b.Logf("plan, median of %d: 1 node local %s / ssh %s; 3 nodes local %s / ssh %s (ssh/local %.1fx; ssh 3/1 nodes %.2fx)", b.N,
+		medianDuration(times["local1"]).Round(time.Millisecond), medianDuration(times["ssh1"]).Round(time.Millisecond),
+		medianDuration(times["local3"]).Round(time.Millisecond), medianDuration(times["ssh3"]).Round(time.Millisecond),
+		float64(medianDuration(times["ssh3"]))/float64(medianDuration(times["local3"])),
+		float64(medianDuration(times["ssh3"]))/float64(medianDuration(times["ssh1"])))
+}
