@@ -87,3 +87,10 @@ func (c *Client) certError(err error) error {
 	}
 	return err
 }
+
+// WithHTTPClient sends the client's requests through hc, for a caller
+// that reaches the node its own way (an SSH tunnel to its loopback, with
+// the TLS settings to verify it).
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) { c.http = hc }
+}

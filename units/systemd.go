@@ -245,13 +245,21 @@ func (m *SystemdManager) jobError(ctx context.Context, verb, unit, result string
 	if err != nil {
 		return fmt.Errorf("%s %s: job %s (%v)", verb, unit, result, err)
 	}
+	lines, jerr := m.journal(ctx, unit, st.InvocationID, queued, 10)
+	return failure(verb, unit, result, st, lines, jerr)
+}
+
+// failure is the one-line-and-journal error of a job that did not finish
+// done: the unit's result, how its main process ended (systemd's own exit
+// codes named) and the last lines it logged.
+func failure(verb, unit, result string, st UnitStatus, lines []string, jerr error) error {
 	msg := fmt.Sprintf("%s %s failed (job %s, result: %s", verb, unit, result, st.Result)
 	if st.ExecMainCode != "" {
 		msg += ", main process " + st.ExecMainCode + " " + exitStatusText(st.ExecMainCode, st.ExecMainStatus)
 	}
 	msg += ")"
-	if lines, err := m.journal(ctx, unit, st.InvocationID, queued, 10); err != nil {
-		msg += "; no journal to show: " + err.Error()
+	if jerr != nil {
+		msg += "; no journal to show: " + jerr.Error()
 	} else if len(lines) > 0 {
 		msg += "; last lines of its journal:\n  " + strings.Join(lines, "\n  ")
 	}
@@ -269,19 +277,39 @@ func (m *SystemdManager) journal(ctx context.Context, unit, invocation string, s
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"--no-pager", "-o", "cat", "-n", strconv.Itoa(n),
+	cgroup := ""
+	if props, err := c.GetUnitTypePropertiesContext(ctx, unit, "Service"); err == nil {
+		if root, err := c.GetManagerProperty("ControlGroup"); err == nil {
+			cgroup = path.Join(strings.Trim(root, `"`), slicePath(str(props["Slice"])), unit)
+		}
+	}
+	return journalLines(ctx, runLocal, m.JournalDirectory, invocation, cgroup, since, n)
+}
+
+// runLocal runs a command on this machine; its error holds its stderr.
+func runLocal(ctx context.Context, argv []string) ([]byte, error) {
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return out, fmt.Errorf("%s: %s", argv[0], strings.TrimSpace(string(ee.Stderr)))
+	}
+	return out, err
+}
+
+// journalLines asks journalctl, through run, for the last n lines of the
+// unit's invocation or cgroup since `since`.
+func journalLines(ctx context.Context, run func(context.Context, []string) ([]byte, error), dir, invocation, cgroup string, since time.Time, n int) ([]string, error) {
+	args := []string{"journalctl", "--no-pager", "-o", "cat", "-n", strconv.Itoa(n),
 		fmt.Sprintf("--since=@%d.%06d", since.Unix(), since.Nanosecond()/1000)}
-	if m.JournalDirectory != "" {
-		args = append(args, "--directory", m.JournalDirectory)
+	if dir != "" {
+		args = append(args, "--directory", dir)
 	}
 	var matches []string
 	if invocation != "" {
 		matches = append(matches, "_SYSTEMD_INVOCATION_ID="+invocation, "INVOCATION_ID="+invocation, "USER_INVOCATION_ID="+invocation)
 	}
-	if props, err := c.GetUnitTypePropertiesContext(ctx, unit, "Service"); err == nil {
-		if root, err := c.GetManagerProperty("ControlGroup"); err == nil {
-			matches = append(matches, "_SYSTEMD_CGROUP="+path.Join(strings.Trim(root, `"`), slicePath(str(props["Slice"])), unit))
-		}
+	if cgroup != "" {
+		matches = append(matches, "_SYSTEMD_CGROUP="+cgroup)
 	}
 	for i, mt := range matches {
 		if i > 0 {
@@ -290,13 +318,9 @@ func (m *SystemdManager) journal(ctx context.Context, unit, invocation string, s
 		args = append(args, mt)
 	}
 	for attempt := 0; ; attempt++ {
-		out, err := exec.CommandContext(ctx, "journalctl", args...).Output()
+		out, err := run(ctx, args)
 		if err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) && len(ee.Stderr) > 0 {
-				return nil, fmt.Errorf("journalctl: %s", strings.TrimSpace(string(ee.Stderr)))
-			}
-			return nil, fmt.Errorf("journalctl: %w", err)
+			return nil, err
 		}
 		s := strings.TrimSpace(string(out))
 		if s != "" && s != "-- No entries --" {

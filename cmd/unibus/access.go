@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"sync"
 
 	"github.com/unibus/unibus/internal/sshnode"
 	"github.com/unibus/unibus/provision"
@@ -20,6 +21,10 @@ import (
 type nodeAccess struct {
 	pool *sshnode.Pool
 }
+
+// access is the run's nodeAccess: one per process, as a run is one
+// command; its connections end with the process.
+var access = sync.OnceValue(newNodeAccess)
 
 func newNodeAccess() *nodeAccess {
 	return &nodeAccess{pool: &sshnode.Pool{Options: sshnode.Options{
@@ -46,11 +51,14 @@ func (a *nodeAccess) writer(n *provision.Node) (provision.Writer, error) {
 }
 
 func (a *nodeAccess) remote(n *provision.Node) (*sshnode.Transport, error) {
-	c, err := a.pool.Client(context.Background(), n.Name, n.Target.SSH)
+	c, err := a.client(n)
 	if err != nil {
 		return nil, err
 	}
 	return c.Transport(n.Target.Root)
 }
 
-func (a *nodeAccess) close() { a.pool.Close() }
+// client is the SSH connection of a remote node.
+func (a *nodeAccess) client(n *provision.Node) (*sshnode.Client, error) {
+	return a.pool.Client(context.Background(), n.Name, n.Target.SSH)
+}

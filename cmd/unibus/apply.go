@@ -162,10 +162,8 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 	if err != nil {
 		return err
 	}
-	access := newNodeAccess()
-	defer access.close()
 	opts := provision.PlanOptions{SpecPath: abs, Vars: r.vars,
-		Observe: provision.ObserveOptions{Service: observeService(ui), Transport: access.transport}}
+		Observe: provision.ObserveOptions{Service: observeService(ui), Transport: access().transport}}
 	p, err := provision.MakePlan(ctx, spec, opts)
 	if err != nil {
 		return err
@@ -203,7 +201,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 			return err
 		}
 	}
-	created, err := provision.PrepareNodes(ctx, spec, access.writer)
+	created, err := provision.PrepareNodes(ctx, spec, access().writer)
 	if err != nil {
 		return err
 	}
@@ -214,7 +212,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 		}
 	}
 	res, err := provision.Apply(ctx, p, provision.ApplyOptions{
-		Identities: ids, Writer: access.writer, Manager: managerFor, Rollout: rollouter(ui, spec, op, r.force, !r.noMoveLeaders),
+		Identities: ids, Writer: access().writer, Manager: managerFor, Rollout: rollouter(ui, spec, op, r.force, !r.noMoveLeaders),
 		Progress: func(format string, args ...any) { ui.Printf(format, args...) },
 		Warn:     func(s string) { ui.Warnf("%s", s) },
 	})

@@ -26,7 +26,14 @@ var systemdManagers = struct {
 // managerFor is the service manager that runs a node's units.
 func managerFor(n *provision.Node) (units.Manager, error) {
 	if n.Target.SSH != "" {
-		return nil, fmt.Errorf("manager %s over ssh is not supported yet", n.Target.Manager)
+		if n.Target.Manager != provision.Systemd {
+			return nil, fmt.Errorf("manager %s over ssh is not supported: use manager = \"systemd\" on a remote node", n.Target.Manager)
+		}
+		c, err := access().client(n)
+		if err != nil {
+			return nil, err
+		}
+		return units.NewSystemctlManager(n.Target.Scope, c), nil
 	}
 	switch n.Target.Manager {
 	case provision.Exec:
@@ -52,9 +59,6 @@ func managerFor(n *provision.Node) (units.Manager, error) {
 // the node before it writes anything.
 func observeService(ui cli.UI) provision.ServiceObserver {
 	return func(ctx context.Context, n *provision.Node, unit string) (*provision.ServiceState, error) {
-		if n.Target.SSH != "" {
-			return nil, nil
-		}
 		m, err := managerFor(n)
 		if err != nil {
 			return nil, err
@@ -67,7 +71,7 @@ func observeService(ui cli.UI) provision.ServiceObserver {
 		if err != nil {
 			return nil, err
 		}
-		if sd, ok := m.(*units.SystemdManager); ok {
+		if sd, ok := m.(unitPather); ok {
 			if err := checkSystemd(ctx, sd, n, v); err != nil {
 				return nil, err
 			}
@@ -77,7 +81,7 @@ func observeService(ui cli.UI) provision.ServiceObserver {
 			return nil, err
 		}
 		ss := &provision.ServiceState{ActiveState: st.ActiveState, SubState: st.SubState, Manager: m.Name(), ManagerVersion: v}
-		if m.Name() == "systemd" && n.Target.Scope == units.User {
+		if m.Name() == "systemd" && n.Target.Scope == units.User && n.Target.SSH == "" {
 			// (The exec manager enforces no sandboxing at all; apply says so.)
 			ss.NotEnforced = units.LocalUserManagerNotEnforced()
 		}
@@ -96,7 +100,13 @@ func reachable(ctx context.Context, n *provision.Node) error {
 	return err
 }
 
-func checkSystemd(ctx context.Context, m *units.SystemdManager, n *provision.Node, version string) error {
+// unitPather is a systemd manager, local or remote, that says where it
+// loads units from.
+type unitPather interface {
+	UnitPath(ctx context.Context) ([]string, error)
+}
+
+func checkSystemd(ctx context.Context, m unitPather, n *provision.Node, version string) error {
 	major, err := units.MajorVersion(version)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -22,9 +23,6 @@ import (
 // an SSH target will get a tunnel to the node's loopback here, since the
 // rendered IPAddressAllow= does not admit the operator's machine.
 func nodeHTTP(s *provision.Spec, n *provision.Node) (rollout.Node, error) {
-	if n.Target.SSH != "" {
-		return rollout.Node{}, fmt.Errorf("node %s: reaching a node over ssh is not supported yet", n.Name)
-	}
 	host := n.Bind
 	switch {
 	case !host.IsValid() || host == netip.IPv4Unspecified():
@@ -32,10 +30,25 @@ func nodeHTTP(s *provision.Spec, n *provision.Node) (rollout.Node, error) {
 	case host == netip.IPv6Unspecified():
 		host = netip.IPv6Loopback()
 	}
+	// A remote node is read on its own loopback through its SSH
+	// connection: the rendered IPAddressAllow= does not admit this machine.
+	var dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	if n.Target.SSH != "" {
+		if !host.IsLoopback() {
+			return rollout.Node{}, fmt.Errorf("node %s binds %s: its control plane is read over ssh on the node's loopback, so bind it to 0.0.0.0 or loopback", n.Name, host)
+		}
+		c, err := access().client(n)
+		if err != nil {
+			return rollout.Node{}, err
+		}
+		dial = c.DialContext
+	}
 	addr := net.JoinHostPort(host.String(), strconv.Itoa(n.Ports.HTTP))
 	if !s.Cluster.ClientTLS {
 		// Rendered without client TLS, the control plane is plain HTTP.
-		return rollout.Node{Name: n.Name, BaseURL: "http://" + addr, Client: &http.Client{}}, nil
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy, tr.DialContext = nil, dial
+		return rollout.Node{Name: n.Name, BaseURL: "http://" + addr, Client: &http.Client{Transport: tr}}, nil
 	}
 	pem, err := os.ReadFile(s.Cluster.PKI.ClientCABundle)
 	if err != nil {
@@ -59,5 +72,8 @@ func nodeHTTP(s *provision.Spec, n *provision.Node) (rollout.Node, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg
 	tr.Proxy = nil // a node's loopback is never reached through a proxy
+	if dial != nil {
+		tr.DialContext = dial
+	}
 	return rollout.Node{Name: n.Name, BaseURL: "https://" + addr, Client: &http.Client{Transport: tr}}, nil
 }

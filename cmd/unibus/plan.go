@@ -51,10 +51,8 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes,
 			if err != nil {
 				return err
 			}
-			access := newNodeAccess()
-			defer access.close()
 			p, err := provision.MakePlan(cmd.Context(), spec, provision.PlanOptions{SpecPath: abs, Vars: vars,
-				Observe: provision.ObserveOptions{Service: observeService(ui), Transport: access.transport}})
+				Observe: provision.ObserveOptions{Service: observeService(ui), Transport: access().transport}})
 			if err != nil {
 				return err
 			}

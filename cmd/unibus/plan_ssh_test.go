@@ -17,8 +17,15 @@ import (
 // sshSpec is a cluster of n user-scope nodes under roots, each reached at
 // target over SSH ("" for this machine's folders).
 func sshSpec(n int, roots, target string) string {
+	return sshSpecOn(n, roots, target, []int{20000}, "/usr/local/bin/membershipd", false)
+}
+
+// sshSpecOn is sshSpec with the nodes' ports (twelve, or a base), binary
+// and monitor setting given.
+func sshSpecOn(n int, roots, target string, ports []int, binary string, monitor bool) string {
 	var b strings.Builder
 	b.WriteString("cluster \"t\" {\n  bus_auth = \"enforce\"\n")
+	fmt.Fprintf(&b, "  monitor = %v\n", monitor)
 	if n >= 3 {
 		b.WriteString("  kv_replicas = 3\n")
 	}
@@ -41,12 +48,21 @@ func sshSpec(n int, roots, target string) string {
 %s    scope   = "user"
     root    = %q
     manager = "systemd"
-    binary  = "/usr/local/bin/membershipd"
+    binary  = %q
   }
 }
-`, i, 20000+10*i, 20001+10*i, 20002+10*i, 20003+10*i, ssh, filepath.Join(roots, fmt.Sprintf("n%d", i)))
+`, i, port(ports, i, 0), port(ports, i, 1), port(ports, i, 2), port(ports, i, 3), ssh, filepath.Join(roots, fmt.Sprintf("n%d", i)), binary)
 	}
 	return b.String()
+}
+
+// port k (http, nats, cluster, monitor) of node i: from a list of twelve,
+// or from a base.
+func port(ports []int, i, k int) int {
+	if len(ports) >= 12 {
+		return ports[4*(i-1)+k]
+	}
+	return ports[0] + 10*i + k
 }
 
 type planRun struct {

@@ -134,21 +134,16 @@ func drain(ctx context.Context, ui cli.UI, h *healthNodes, op *client.Identity, 
 	return nil
 }
 
-// controlClient is the operator's client of n's control plane.
+// controlClient is the operator's client of n's control plane, reaching
+// it as the gate does (nodeHTTP).
 func (h *healthNodes) controlClient(n *provision.Node, op *client.Identity) (*client.Client, error) {
-	nodes, err := h.nodes(n.Name)
+	rn, err := nodeHTTP(h.spec, n)
 	if err != nil {
 		return nil, err
 	}
-	var opts []client.Option
-	if h.spec.Cluster.ClientTLS {
-		o, err := client.WithServerCA(h.spec.Cluster.PKI.ClientCABundle)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, o)
-	}
-	return client.New(nodes[0].BaseURL, op, opts...), nil
+	hc := *rn.Client
+	hc.Timeout = 30 * time.Second
+	return client.New(rn.BaseURL, op, client.WithHTTPClient(&hc)), nil
 }
 
 // watchServices cancels ctx, with the reason, when any node's main

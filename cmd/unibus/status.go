@@ -194,9 +194,7 @@ func observeUnit(ctx context.Context, spec *provision.Spec, n *provision.Node, o
 // observeCerts reads the certificates every node holds, as plan observes
 // them, by node name.
 func observeCerts(ctx context.Context, spec *provision.Spec) (map[string][]certObs, string) {
-	access := newNodeAccess()
-	defer access.close()
-	states, err := provision.ObserveNodes(ctx, spec, provision.ObserveOptions{Transport: access.transport})
+	states, err := provision.ObserveNodes(ctx, spec, provision.ObserveOptions{Transport: access().transport})
 	if err != nil {
 		return nil, err.Error()
 	}

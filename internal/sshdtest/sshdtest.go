@@ -54,6 +54,7 @@ type Server struct {
 	HostKeyTypes []string
 
 	dir    string
+	prefix []string
 	port   int
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -69,6 +70,9 @@ type Options struct {
 	// KnownTypes are the host key types written to KnownHosts (default
 	// all of HostKeyTypes).
 	KnownTypes []string
+	// Prefix runs sshd under a command, such as nsenter into a mount
+	// namespace where the "node" lives.
+	Prefix []string
 }
 
 // Start runs sshd for the test; it stops with the test.
@@ -86,7 +90,7 @@ func Start(t testing.TB, o Options) *Server {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{dir: t.TempDir(), HostKeyTypes: o.HostKeyTypes}
+	s := &Server{dir: t.TempDir(), HostKeyTypes: o.HostKeyTypes, prefix: o.Prefix}
 	s.UserKey = filepath.Join(s.dir, "user_key")
 	keygen(t, "ed25519", s.UserKey)
 	pub, err := os.ReadFile(s.UserKey + ".pub")
@@ -235,7 +239,8 @@ LogLevel VERBOSE
 	if err := os.WriteFile(conf, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(SSHD, "-D", "-e", "-f", conf)
+	argv := append(append([]string{}, s.prefix...), SSHD, "-D", "-e", "-f", conf)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

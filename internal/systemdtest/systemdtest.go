@@ -43,6 +43,9 @@ import (
 //     is made world-writable as PID 1's is, so such a service can send
 //     READY=1. With that, system-scope units (DynamicUser=, ProtectHome=yes)
 //     run here as they would under PID 1, credentials included;
+//   - /run/user/0 links to it, where a login (an SSH session driving
+//     systemctl --user) looks for it, and /run/sshd exists for an sshd
+//     run in the namespace;
 //   - a journald of its own (its sockets in the private /run/systemd, its
 //     files on a tmpfs /run/log), so units log as on a real host and a
 //     failed start can be explained from the journal;
@@ -150,6 +153,8 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/systemd/system /run/systemd/inaccessible /run/systemd/journal /run/user /run/log
 mount --bind "$1" /run/systemd/inaccessible
 mkdir -m 0755 "$XDG_RUNTIME_DIR"
+ln -s "$XDG_RUNTIME_DIR" /run/user/0
+mkdir -m 0755 /run/sshd
 /lib/systemd/systemd-journald >/dev/null 2>&1 &
 exec systemd --user
 `
@@ -281,6 +286,13 @@ func (m *Manager) Env() []string {
 
 // JournalDir is the manager's journal folder as the host sees it.
 func (m *Manager) JournalDir() string { return m.HostPath("/run/log/journal") }
+
+// Nsenter is the command prefix that runs a program in the manager's
+// mount namespace without its environment (a daemon such as sshd that
+// sets up its own).
+func (m *Manager) Nsenter() []string {
+	return []string{"nsenter", "-t", strconv.Itoa(m.pid), "-m", "--"}
+}
 
 // RuntimeDir is the manager's XDG_RUNTIME_DIR inside its namespace.
 func (m *Manager) RuntimeDir() string { return runtimeDir }

@@ -1,0 +1,155 @@
+package units
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Runner runs a command on a node (an SSH session): argv as given, no
+// shell in between; its error holds the command's stderr.
+type Runner interface {
+	Run(ctx context.Context, argv []string, stdin io.Reader) ([]byte, error)
+}
+
+// SystemctlManager drives systemd on a node through systemctl and
+// journalctl run there, for a node reached over SSH. It reports what
+// [SystemdManager] reports over D-Bus, and fails a start the same way.
+type SystemctlManager struct {
+	scope Scope
+	run   Runner
+}
+
+// NewSystemctlManager drives the node's manager of scope through r.
+func NewSystemctlManager(scope Scope, r Runner) *SystemctlManager {
+	return &SystemctlManager{scope: scope, run: r}
+}
+
+func (m *SystemctlManager) Name() string { return "systemd" }
+
+// command runs a systemd tool for the scope. A user manager is found
+// through XDG_RUNTIME_DIR, which a non-PAM SSH session may lack, so it
+// defaults to the user's /run/user/UID as pam_systemd sets it.
+func (m *SystemctlManager) command(ctx context.Context, tool string, args ...string) ([]byte, error) {
+	argv := []string{tool}
+	if m.scope == User {
+		argv = []string{"sh", "-c", `XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/run/user/$(id -u)}" exec "$@"`, "sh", tool, "--user"}
+	}
+	if tool == "journalctl" && m.scope == User {
+		argv = argv[:len(argv)-1] // a user's units log to the system journal here; matches find them
+	}
+	out, err := m.run.Run(ctx, append(argv, args...), nil)
+	if err != nil && strings.Contains(err.Error(), "Failed to connect to bus") {
+		return out, &UnreachableError{fmt.Sprintf("no systemd %s manager answers on the node (%v)", m.scope, err)}
+	}
+	return out, err
+}
+
+// Version is the manager's own ("252.38-1~deb12u1"), as over D-Bus.
+func (m *SystemctlManager) Version(ctx context.Context) (string, error) {
+	out, err := m.command(ctx, "systemctl", "show", "-p", "Version", "--value")
+	if err != nil {
+		return "", err
+	}
+	v := strings.TrimSpace(string(out))
+	if v == "" {
+		return "", errors.New("systemctl show: the manager reports no Version")
+	}
+	return v, nil
+}
+
+// UnitPath is the manager's unit search path.
+func (m *SystemctlManager) UnitPath(ctx context.Context) ([]string, error) {
+	out, err := m.command(ctx, "systemctl", "show", "-p", "UnitPath", "--value")
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(out)), nil
+}
+
+func (m *SystemctlManager) Reload(ctx context.Context) error {
+	_, err := m.command(ctx, "systemctl", "daemon-reload")
+	return err
+}
+
+func (m *SystemctlManager) Enable(ctx context.Context, unit string) error {
+	_, err := m.command(ctx, "systemctl", "enable", "--", unit)
+	return err
+}
+
+func (m *SystemctlManager) Start(ctx context.Context, unit string) error {
+	return m.job(ctx, "start", unit)
+}
+
+func (m *SystemctlManager) Restart(ctx context.Context, unit string) error {
+	return m.job(ctx, "restart", unit)
+}
+
+func (m *SystemctlManager) Stop(ctx context.Context, unit string) error {
+	return m.job(ctx, "stop", unit)
+}
+
+// job runs systemctl VERB, which waits for the job's result (for
+// Type=notify, READY=1); a failure is explained as SystemdManager does.
+func (m *SystemctlManager) job(ctx context.Context, verb, unit string) error {
+	if verb != "stop" {
+		m.command(ctx, "systemctl", "reset-failed", "--", unit)
+	}
+	queued := time.Now()
+	_, err := m.command(ctx, "systemctl", verb, "--", unit)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s %s: %w (the job goes on in systemd)", verb, unit, ctx.Err())
+	}
+	st, serr := m.Status(ctx, unit)
+	if serr != nil {
+		return fmt.Errorf("%s %s: %v (%v)", verb, unit, err, serr)
+	}
+	cgroup := ""
+	if root, err := m.command(ctx, "systemctl", "show", "-p", "ControlGroup", "--value"); err == nil {
+		if slice, err := m.command(ctx, "systemctl", "show", "-p", "Slice", "--value", "--", unit); err == nil {
+			cgroup = path.Join(strings.TrimSpace(string(root)), slicePath(strings.TrimSpace(string(slice))), unit)
+		}
+	}
+	run := func(ctx context.Context, argv []string) ([]byte, error) {
+		return m.command(ctx, argv[0], argv[1:]...)
+	}
+	lines, jerr := journalLines(ctx, run, "", st.InvocationID, cgroup, queued, 10)
+	return failure(verb, unit, "failed", st, lines, jerr)
+}
+
+func (m *SystemctlManager) Status(ctx context.Context, unit string) (UnitStatus, error) {
+	props := []string{"LoadState", "ActiveState", "SubState", "Result", "NRestarts", "ExecMainPID",
+		"ExecMainCode", "ExecMainStatus", "InvocationID", "NeedDaemonReload", "StatusText"}
+	out, err := m.command(ctx, "systemctl", "show", "-p", strings.Join(props, ","), "--", unit)
+	if err != nil {
+		return UnitStatus{}, fmt.Errorf("status of %s: %w", unit, err)
+	}
+	v := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, val, ok := strings.Cut(l, "="); ok {
+			v[k] = val
+		}
+	}
+	if v["ActiveState"] == "" {
+		return UnitStatus{}, errors.New("status of " + unit + ": systemctl show answered no ActiveState")
+	}
+	st := UnitStatus{Unit: unit, ActiveState: v["ActiveState"], SubState: v["SubState"], Result: v["Result"],
+		InvocationID: v["InvocationID"], NeedDaemonReload: v["NeedDaemonReload"] == "yes", StatusText: v["StatusText"]}
+	st.NRestarts, _ = strconv.Atoi(v["NRestarts"])
+	if st.ActiveState == StateActive || st.ActiveState == StateActivating || st.ActiveState == StateDeactivating {
+		st.MainPID, _ = strconv.Atoi(v["ExecMainPID"])
+	}
+	if code, _ := strconv.Atoi(v["ExecMainCode"]); code != 0 {
+		st.ExecMainCode = map[int]string{1: "exited", 2: "killed", 3: "dumped"}[code]
+		st.ExecMainStatus, _ = strconv.Atoi(v["ExecMainStatus"])
+	}
+	return st, nil
+}
