@@ -1,36 +1,59 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/unibus/unibus/client"
 	"github.com/unibus/unibus/internal/sshdtest"
 	"github.com/unibus/unibus/internal/systemdtest"
 	"github.com/unibus/unibus/internal/testbin"
 )
 
-// TestApplyOverSSH: unibus apply of a three-node cluster whose nodes are
-// reached only over SSH (a real sshd serving the namespace of a real
-// systemd user manager, the "host"): files written through the SSH
+// sshHost is one "host" of TestApplyOverSSH: a real systemd user manager
+// in a mount namespace of its own, and a real sshd serving that namespace.
+type sshHost struct {
+	h    *systemdtest.Manager
+	sshd *sshdtest.Server
+	root string
+}
+
+// TestApplyOverSSH: unibus apply of a three-hosts-shaped cluster, each
+// node on a host of its own reached only over SSH (its own sshd, known
+// host key and systemd user manager): files written through the SSH
 // transport, units driven with systemctl over the session, the gate and
 // the leader drain reading each node's control plane through the SSH
 // tunnel to its loopback. The cluster forms over route TLS, a second apply
-// does nothing, a drop-in rolls through with the gate, and down stops it.
+// does nothing, a drop-in rolls through with the gate while blobs and
+// members are written through every node (none lost), and down stops it.
 func TestApplyOverSSH(t *testing.T) {
 	systemdtest.Need(t)
 	sshdtest.Need(t)
 	dir := systemdtest.Dir(t)
-	roots := filepath.Join(dir, "roots")
-	var configDirs []string
-	for _, n := range []string{"n1", "n2", "n3"} {
-		configDirs = append(configDirs, filepath.Join(roots, n, ".config"))
+	var hosts []sshHost
+	var knownHosts []byte
+	for i := 1; i <= 3; i++ {
+		root := filepath.Join(dir, fmt.Sprintf("host%d", i))
+		h := systemdtest.Start(t, systemdtest.Options{ConfigDirs: []string{filepath.Join(root, ".config")}})
+		s := sshdtest.Start(t, sshdtest.Options{Prefix: h.Nsenter()})
+		kh, err := os.ReadFile(s.KnownHosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		knownHosts = append(knownHosts, kh...)
+		hosts = append(hosts, sshHost{h: h, sshd: s, root: root})
 	}
-	h := systemdtest.Start(t, systemdtest.Options{ConfigDirs: configDirs})
-	s := sshdtest.Start(t, sshdtest.Options{Prefix: h.Nsenter()})
+	work := t.TempDir()
+	khFile := filepath.Join(work, "known_hosts")
+	os.WriteFile(khFile, knownHosts, 0o600)
+
 	built, err := testbin.Membershipd()
 	if err != nil {
 		t.Fatal(err)
@@ -49,15 +72,21 @@ func TestApplyOverSSH(t *testing.T) {
 	for range 12 {
 		ports = append(ports, freePort(t))
 	}
-	work := t.TempDir()
 	specDir := filepath.Join(work, "spec")
 	os.MkdirAll(specDir, 0o755)
+	// Every host takes the same user key (one operator).
 	env := append(os.Environ(), "UNIBUS_IDENTITY="+filepath.Join(work, "identity"),
-		"UNIBUS_SSH_KEY="+s.UserKey, "UNIBUS_SSH_KNOWN_HOSTS="+s.KnownHosts,
+		"UNIBUS_SSH_KEY="+hosts[0].sshd.UserKey, "UNIBUS_SSH_KNOWN_HOSTS="+khFile,
 		"XDG_RUNTIME_DIR=", "DBUS_SESSION_BUS_ADDRESS=")
+	for _, hs := range hosts[1:] {
+		hs.sshd.Authorize(t, hosts[0].sshd.UserKey+".pub")
+	}
+	target := func(i int) string { return "root@" + hosts[i-1].sshd.Addr }
 	apply := func(monitor bool, args ...string) string {
 		t.Helper()
-		spec := sshSpecOn(3, roots, "root@"+s.Addr, ports, bin, monitor)
+		// Each node's root is its host's folder, which its manager loads.
+		spec := sshSpecTo(3, dir, target, ports, bin, monitor)
+		spec = regexp.MustCompile(`root    = ".*/n(\d)"`).ReplaceAllString(spec, `root    = "`+dir+`/host$1"`)
 		if err := os.WriteFile(filepath.Join(specDir, "cluster.hcl"), []byte(spec), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -65,14 +94,24 @@ func TestApplyOverSSH(t *testing.T) {
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("unibus %s: %v\n%s\nsshd:\n%s", strings.Join(args, " "), err, out, s.Log())
+			t.Fatalf("unibus %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return string(out)
+	}
+	active := func() int {
+		n := 0
+		for _, hs := range hosts {
+			st, _ := hs.h.Systemctl(context.Background(), "show", "-p", "ActiveState", "membershipd-cluster.service")
+			if strings.TrimSpace(st) == "ActiveState=active" {
+				n++
+			}
+		}
+		return n
 	}
 
 	out := apply(false, "apply", "-auto-approve")
 	for _, want := range []string{
-		`(?m)^Node n1 \(.*/roots/n1; systemd 2\d\d.*, service inactive\):$`,
+		`(?m)^Node n1 \(.*/host1; systemd 2\d\d.*, service inactive\):$`,
 		`(?m)^unibus: made the age identity of n1, n2, n3 on the node`,
 		`(?m)^unibus: gate: .*converged 3/3 samples$`,
 		`(?m)^Apply complete: 30 file\(s\) written, 0 removed, 3 started, 0 restarted\.$`,
@@ -81,19 +120,40 @@ func TestApplyOverSSH(t *testing.T) {
 			t.Fatalf("first apply over ssh: no %s in:\n%s", want, out)
 		}
 	}
-	st, err := h.Systemctl(t.Context(), "show", "-p", "ActiveState", "membershipd-n1.service", "membershipd-n2.service", "membershipd-n3.service")
-	if err != nil || strings.Count(st, "ActiveState=active") != 3 {
-		t.Fatalf("after apply over ssh, the units: %s %v", st, err)
+	if n := active(); n != 3 {
+		t.Fatalf("after apply over ssh, %d of 3 hosts run membershipd-cluster.service", n)
 	}
-	if id, err := os.Stat(filepath.Join(roots, "n2", ".config", "unibus", "age-identity")); err != nil || id.Mode().Perm() != 0o600 {
-		t.Fatalf("n2's age identity on the node: %v %v", id, err)
+	if id, err := os.Stat(filepath.Join(hosts[1].root, ".config", "unibus", "age-identity")); err != nil || id.Mode().Perm() != 0o600 {
+		t.Fatalf("n2's age identity on its host: %v %v", id, err)
 	}
-
 	if out := apply(false, "apply", "-auto-approve"); !strings.Contains(out, "No changes.") {
 		t.Fatalf("second apply over ssh changed something:\n%s", out)
 	}
 
+	// A drop-in rolls through the three hosts under load.
+	op, err := client.LoadIdentity(filepath.Join(work, "identity"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := client.WithServerCA(filepath.Join(specDir, ".unibus", "pki", "client-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []*client.Client
+	for _, i := range []int{0, 4, 8} {
+		ops = append(ops, client.New(fmt.Sprintf("https://127.0.0.1:%d", ports[i]), op, ca))
+	}
+	room, err := ops[0].CreateRoom(context.Background(), "load")
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := startLoad(ops, room.ID)
+	time.Sleep(500 * time.Millisecond)
+	t0 := time.Now()
 	out = apply(true, "apply", "-auto-approve")
+	took := time.Since(t0)
+	time.Sleep(time.Second)
+	load.stop()
 	order := regexp.MustCompile(`(?m)^unibus: (n\d): (restart membershipd|converged$)`).FindAllStringSubmatch(out, -1)
 	if len(order) != 6 || !regexp.MustCompile(`(?m)leadership\(s\) moved off .*meta leader: true`).MatchString(out) ||
 		!strings.Contains(out, "Apply complete: 3 file(s) written, 0 removed, 0 started, 3 restarted.") {
@@ -104,12 +164,15 @@ func TestApplyOverSSH(t *testing.T) {
 			t.Fatalf("rollout over ssh out of order at %d: %v\n%s", i, order, out)
 		}
 	}
+	load.check(t, ops, room.ID)
+	t.Logf("rollout over ssh: %s for 3 hosts; longest stall: publish %s, write %s; %d blobs, %d members acknowledged, all on every node",
+		took.Round(time.Millisecond), load.blobs.stall().Round(time.Millisecond), load.members.stall().Round(time.Millisecond),
+		len(load.blobs.acked), len(load.members.acked))
 
 	if out := apply(true, "down"); !strings.Contains(out, "Down complete: 3 node(s) stopped.") {
 		t.Fatalf("down over ssh:\n%s", out)
 	}
-	st, _ = h.Systemctl(t.Context(), "show", "-p", "ActiveState", "membershipd-n1.service", "membershipd-n2.service", "membershipd-n3.service")
-	if strings.Count(st, "ActiveState=inactive") != 3 {
-		t.Fatalf("after down over ssh: %s", st)
+	if n := active(); n != 0 {
+		t.Fatalf("after down over ssh, %d hosts still run membershipd-cluster.service", n)
 	}
 }

@@ -23,6 +23,11 @@ func sshSpec(n int, roots, target string) string {
 // sshSpecOn is sshSpec with the nodes' ports (twelve, or a base), binary
 // and monitor setting given.
 func sshSpecOn(n int, roots, target string, ports []int, binary string, monitor bool) string {
+	return sshSpecTo(n, roots, func(int) string { return target }, ports, binary, monitor)
+}
+
+// sshSpecTo is sshSpecOn with node i reached at target(i).
+func sshSpecTo(n int, roots string, target func(i int) string, ports []int, binary string, monitor bool) string {
 	var b strings.Builder
 	b.WriteString("cluster \"t\" {\n  bus_auth = \"enforce\"\n")
 	fmt.Fprintf(&b, "  monitor = %v\n", monitor)
@@ -32,8 +37,8 @@ func sshSpecOn(n int, roots, target string, ports []int, binary string, monitor 
 	b.WriteString("}\n")
 	for i := 1; i <= n; i++ {
 		ssh := ""
-		if target != "" {
-			ssh = fmt.Sprintf("    ssh     = %q\n", target)
+		if t := target(i); t != "" {
+			ssh = fmt.Sprintf("    ssh     = %q\n", t)
 		}
 		fmt.Fprintf(&b, `node "n%d" {
   addresses = ["127.0.0.1"]

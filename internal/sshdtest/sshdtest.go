@@ -110,6 +110,23 @@ func Start(t testing.TB, o Options) *Server {
 	return s
 }
 
+// Authorize lets the key whose public half is in pubFile log in too.
+func (s *Server) Authorize(t testing.TB, pubFile string) {
+	t.Helper()
+	pub, err := os.ReadFile(pubFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(pub); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // RegenerateHostKeys gives the server new host keys (as a reinstalled
 // host has); a running server is restarted on the same port to serve
 // them. KnownHosts keeps the old ones.
