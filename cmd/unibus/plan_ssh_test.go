@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/unibus/unibus/internal/sshdtest"
+	"github.com/unibus/unibus/internal/systemdtest"
 	"github.com/unibus/unibus/internal/testbin"
 )
 
@@ -170,29 +171,43 @@ func TestPlanOverSSH(t *testing.T) {
 }
 
 // BenchmarkPlanOverSSH: plan of 1 and 3 nodes over SSH beside the same
-// folders planned locally, interleaved (make bench-ssh).
+// folders planned locally, interleaved (make bench-ssh). Over SSH as root
+// (whose ~/.bashrc every session runs) and as sshdtest.PlainUser (a
+// /bin/sh account), to tell the cost of unibus's sessions from the login
+// shell's.
 func BenchmarkPlanOverSSH(b *testing.B) {
 	s := sshdtest.Start(b, sshdtest.Options{})
+	s.EnsurePlainUser(b)
 	r := newPlanRun(b)
-	roots := filepath.Join(r.dir, "roots")
+	// The plain user must reach the (empty) node roots.
+	roots := filepath.Join(systemdtest.Dir(b), "roots")
 	sshEnv := []string{"UNIBUS_SSH_KEY=" + s.UserKey, "UNIBUS_SSH_KNOWN_HOSTS=" + s.KnownHosts}
+	kinds := []string{"local", "root", "plain"}
+	targets := map[string]string{"local": "", "root": "root@" + s.Addr, "plain": sshdtest.PlainUser + "@" + s.Addr}
 	times := map[string][]time.Duration{}
 	b.ResetTimer()
 	for range b.N {
 		for _, n := range []int{1, 3} {
-			_, _, dl := r.plan(b, fmt.Sprintf("local%d", n), sshSpec(n, roots, ""))
-			_, _, dr := r.plan(b, fmt.Sprintf("ssh%d", n), sshSpec(n, roots, "root@"+s.Addr), sshEnv...)
-			times[fmt.Sprintf("local%d", n)] = append(times[fmt.Sprintf("local%d", n)], dl)
-			times[fmt.Sprintf("ssh%d", n)] = append(times[fmt.Sprintf("ssh%d", n)], dr)
+			for _, k := range kinds {
+				key := fmt.Sprintf("%s%d", k, n)
+				out, code, d := r.plan(b, key, sshSpec(n, roots, targets[k]), sshEnv...)
+				if code != 2 {
+					b.Fatalf("plan %s: exit %d\n%s\nsshd:\n%s", key, code, out, s.Log())
+				}
+				times[key] = append(times[key], d)
+			}
 		}
 	}
 	b.StopTimer()
-	for _, k := range []string{"local1", "ssh1", "local3", "ssh3"} {
-		b.ReportMetric(medianDuration(times[k]).Seconds()*1000, k+"-ms")
+	m := func(k string) time.Duration { return medianDuration(times[k]) }
+	for _, n := range []int{1, 3} {
+		for _, k := range kinds {
+			key := fmt.Sprintf("%s%d", k, n)
+			b.ReportMetric(m(key).Seconds()*1000, key+"-ms")
+		}
 	}
-	b.Logf("plan, median of %d: 1 node local %s / ssh %s; 3 nodes local %s / ssh %s (ssh/local %.1fx; ssh 3/1 nodes %.2fx)", b.N,
-		medianDuration(times["local1"]).Round(time.Millisecond), medianDuration(times["ssh1"]).Round(time.Millisecond),
-		medianDuration(times["local3"]).Round(time.Millisecond), medianDuration(times["ssh3"]).Round(time.Millisecond),
-		float64(medianDuration(times["ssh3"]))/float64(medianDuration(times["local3"])),
-		float64(medianDuration(times["ssh3"]))/float64(medianDuration(times["ssh1"])))
+	b.Logf("plan, median of %d: local %s / %s (1 / 3 nodes); over ssh as root %s / %s (%.1fx local at 3; 3/1 nodes %.2fx); as %s (/bin/sh) %s / %s (%.1fx local at 3; 3/1 nodes %.2fx)",
+		b.N, m("local1").Round(time.Millisecond), m("local3").Round(time.Millisecond),
+		m("root1").Round(time.Millisecond), m("root3").Round(time.Millisecond), float64(m("root3"))/float64(m("local3")), float64(m("root3"))/float64(m("root1")),
+		sshdtest.PlainUser, m("plain1").Round(time.Millisecond), m("plain3").Round(time.Millisecond), float64(m("plain3"))/float64(m("local3")), float64(m("plain3"))/float64(m("plain1")))
 }
