@@ -292,6 +292,12 @@ func (c *check) target(b *nodeBlock, n *Node) Target {
 	if tb.SSH != nil {
 		t.SSH = *tb.SSH
 	}
+	if tb.Sudo != nil {
+		t.Sudo = *tb.Sudo
+		if t.Sudo && t.SSH == "" {
+			c.errorf(tb.SudoRange, "sudo without ssh", "sudo = true applies to a node reached over ssh; on this machine, run unibus as the user that owns the node's files.")
+		}
+	}
 	// A remote node's root and binary are paths on that node: never
 	// resolved against the spec's folder on this machine.
 	onNode := func(p string, rng hcl.Range, what string) string {

@@ -104,6 +104,8 @@ type targetBlock struct {
 	Root         *string   `hcl:"root,optional"`
 	RootRange    hcl.Range `hcl:"root,attr_value_range"`
 	SSH          *string   `hcl:"ssh,optional"`
+	Sudo         *bool     `hcl:"sudo,optional"`
+	SudoRange    hcl.Range `hcl:"sudo,attr_value_range"`
 	Manager      *string   `hcl:"manager,optional"`
 	ManagerRange hcl.Range `hcl:"manager,attr_value_range"`
 	Binary       *string   `hcl:"binary,optional"`

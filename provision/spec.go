@@ -112,7 +112,10 @@ type Target struct {
 	// Root prefixes every path on the node ("/" for a system install).
 	Root string
 	// SSH is user@host to reach the node; "" means this machine.
-	SSH     string
+	SSH string
+	// Sudo runs what touches a remote node's files and services under
+	// sudo -n (a system-scope node reached as a user that is not root).
+	Sudo    bool
 	Manager Manager
 	// Binary is the absolute path of membershipd on the node.
 	Binary string

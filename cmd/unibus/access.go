@@ -19,7 +19,7 @@ import (
 // UNIBUS_SSH_ACCEPT_NEW=1 to accept and record a host's key on first use
 // (a changed key is refused all the same).
 type nodeAccess struct {
-	pool *sshnode.Pool
+	pool, sudo *sshnode.Pool // sudo: for nodes with target { sudo = true }
 }
 
 // access is the run's nodeAccess: one per process, as a run is one
@@ -27,11 +27,14 @@ type nodeAccess struct {
 var access = sync.OnceValue(newNodeAccess)
 
 func newNodeAccess() *nodeAccess {
-	return &nodeAccess{pool: &sshnode.Pool{Options: sshnode.Options{
+	o := sshnode.Options{
 		KeyFile:          os.Getenv("UNIBUS_SSH_KEY"),
 		KnownHosts:       os.Getenv("UNIBUS_SSH_KNOWN_HOSTS"),
 		AcceptNewHostKey: os.Getenv("UNIBUS_SSH_ACCEPT_NEW") == "1",
-	}}}
+	}
+	so := o
+	so.Sudo = true
+	return &nodeAccess{pool: &sshnode.Pool{Options: o}, sudo: &sshnode.Pool{Options: so}}
 }
 
 // transport reads node n (plan, status).
@@ -60,5 +63,9 @@ func (a *nodeAccess) remote(n *provision.Node) (*sshnode.Transport, error) {
 
 // client is the SSH connection of a remote node.
 func (a *nodeAccess) client(n *provision.Node) (*sshnode.Client, error) {
-	return a.pool.Client(context.Background(), n.Name, n.Target.SSH)
+	p := a.pool
+	if n.Target.Sudo {
+		p = a.sudo
+	}
+	return p.Client(context.Background(), n.Name, n.Target.SSH)
 }

@@ -161,10 +161,22 @@ func TestPlanOverSSH(t *testing.T) {
 		t.Fatalf("a unit written on n2 is not seen as changed over ssh:\n%s", remote)
 	}
 
+	// sudo = true: every command on the node goes through sudo -n; where
+	// the node has no sudo, plan says so and what to do.
+	withSudo := strings.ReplaceAll(sshSpec(3, roots, target), `    scope   = "user"`, "    sudo    = true\n    scope   = \"user\"")
+	out, code, _ := r.plan(t, "sudo", withSudo, sshEnv...)
+	if _, err := exec.LookPath("sudo"); err != nil {
+		if code != 1 || !strings.Contains(out, "sudo is not installed there") {
+			t.Fatalf("plan with sudo = true on a node without sudo: exit %d:\n%s", code, out)
+		}
+	} else if code != 2 {
+		t.Fatalf("plan with sudo = true as root: exit %d:\n%s", code, out)
+	}
+
 	// A host known_hosts does not know: refused, with its fingerprint.
 	empty := filepath.Join(r.dir, "empty_known_hosts")
 	os.WriteFile(empty, nil, 0o600)
-	out, code, _ := r.plan(t, "ssh", sshSpec(3, roots, target), "UNIBUS_SSH_KEY="+s.UserKey, "UNIBUS_SSH_KNOWN_HOSTS="+empty)
+	out, code, _ = r.plan(t, "ssh", sshSpec(3, roots, target), "UNIBUS_SSH_KEY="+s.UserKey, "UNIBUS_SSH_KNOWN_HOSTS="+empty)
 	if code != 1 || !strings.Contains(out, "SHA256:") || !strings.Contains(out, "n1") {
 		t.Fatalf("plan with an unknown host key: exit %d:\n%s", code, out)
 	}
