@@ -28,6 +28,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	if len(args) > 0 && args[0] == "bootstrap" {
 		return bootstrap(ui, args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "age-keygen" {
+		return ageKeygen(ui, args[1:], stdout)
+	}
 	if len(args) > 0 && args[0] == "migrate-to-kv" {
 		return migrateToKV(ui, args[1:], stdout)
 	}
@@ -68,7 +71,7 @@ func parseFlags(args []string, stdout io.Writer, getenv func(string) string) (me
 	// the flag list.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintf(stdout, "usage: membershipd [flags]\n       membershipd bootstrap --handle H --sign-pub KEY --age-recipient R [--state-dir DIR]\n       membershipd migrate-to-kv --nats-url URL [--ca FILE] --identity FILE [--state-dir DIR]\n\nThe unibus daemon: HTTP control plane and embedded NATS + JetStream.\n\nflags:\n")
+		fmt.Fprintf(stdout, "usage: membershipd [flags]\n       membershipd bootstrap --handle H --sign-pub KEY --age-recipient R [--state-dir DIR]\n       membershipd migrate-to-kv --nats-url URL [--ca FILE] --identity FILE [--state-dir DIR]\n       membershipd age-keygen -o FILE | -y FILE\n\nThe unibus daemon: HTTP control plane and embedded NATS + JetStream.\n\nflags:\n")
 		printFlags(stdout, fs)
 		fmt.Fprintf(stdout, "\nenvironment:\n  UNIBUS_NATS_MONITOR=1      open the nats-server monitor on 127.0.0.1:<monitor-port>, log quiet\n  UNIBUS_NATS_DEBUG=1|trace  verbose nats-server log (implies the monitor); trace logs payloads\n  UNIBUS_CLUSTER_PASS        route password, when no --cluster-pass-file\n  CREDENTIALS_DIRECTORY      set by systemd: the credential age-identity opens an encrypted pass file\n")
 		fs.SetOutput(io.Discard)

@@ -58,7 +58,13 @@ func (a *nodeAccess) remote(n *provision.Node) (*sshnode.Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.Transport(n.Target.Root)
+	t, err := c.Transport(n.Target.Root)
+	if err != nil {
+		return nil, err
+	}
+	// The node makes its own age identity with the membershipd it runs,
+	// so the secret is born there and never crosses the wire.
+	return t.WithKeygen(n.Target.Binary, "age-keygen"), nil
 }
 
 // client is the SSH connection of a remote node.

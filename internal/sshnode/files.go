@@ -20,6 +20,26 @@ import (
 type Transport struct {
 	c    *Client
 	root string
+	// keygen is the command that makes (-o FILE) and reads (-y FILE) the
+	// node's age identity there: Options.AgeKeygen unless set by
+	// [Transport.WithKeygen].
+	keygen []string
+}
+
+// WithKeygen makes and reads the node's age identity with argv (as
+// age-keygen: argv -o FILE, argv -y FILE), such as the node's own
+// "membershipd age-keygen".
+func (t *Transport) WithKeygen(argv ...string) *Transport {
+	c := *t
+	c.keygen = argv
+	return &c
+}
+
+func (t *Transport) keygenArgv() []string {
+	if len(t.keygen) > 0 {
+		return t.keygen
+	}
+	return []string{t.c.o.AgeKeygen}
 }
 
 var _ provision.Writer = (*Transport)(nil)
@@ -112,18 +132,19 @@ func (t *Transport) ReadPublic(ctx context.Context, p string) ([]byte, bool, err
 }
 
 // recipientScript prints the recipient of the identity file $1 without
-// the secret leaving the node: age-keygen -y ($2) where the node has it,
+// the secret leaving the node: the keygen command ($2...) -y where the node has it,
 // else the "# public key:" line age-keygen and unibus write above the one
 // key (exit 4: not exactly one key).
-const recipientScript = `[ -e "$1" ] || exit 3
-if command -v "$2" >/dev/null 2>&1; then "$2" -y "$1" 2>/dev/null || exit 4; exit 0; fi
-[ "$(grep -c '^AGE-SECRET-KEY-1' "$1")" = 1 ] || exit 4
-sed -n 's/^# public key: //p' "$1"`
+const recipientScript = `f=$1; shift
+[ -e "$f" ] || exit 3
+if command -v "$1" >/dev/null 2>&1; then "$@" -y "$f" 2>/dev/null || exit 4; exit 0; fi
+[ "$(grep -c '^AGE-SECRET-KEY-1' "$f")" = 1 ] || exit 4
+sed -n 's/^# public key: //p' "$f"`
 
 // AgeRecipient implements [provision.Transport]: the recipient is worked
 // out on the node; only it comes back.
 func (t *Transport) AgeRecipient(ctx context.Context, p string) (string, bool, error) {
-	out, err := t.c.script(ctx, recipientScript, nil, t.abs(p), t.c.o.AgeKeygen)
+	out, err := t.c.script(ctx, recipientScript, nil, append([]string{t.abs(p)}, t.keygenArgv()...)...)
 	switch {
 	case isStatus(err, exitMissing):
 		return "", false, nil

@@ -62,14 +62,14 @@ func (t *Transport) Remove(ctx context.Context, p string) error {
 	return t.c.opErr("remove "+t.abs(p), err)
 }
 
-// keygenScript makes the identity $1 with age-keygen ($2) on the node and
+// keygenScript makes the identity $1 with the keygen command ($2...) on the node and
 // prints its recipient. age-keygen -o refuses a file that exists (exit 5:
 // another apply made it first). Exit 6: the node has no age-keygen.
-const keygenScript = `f=$1; kg=$2
-command -v "$kg" >/dev/null 2>&1 || exit 6
+const keygenScript = `f=$1; shift
+command -v "$1" >/dev/null 2>&1 || exit 6
 (umask 077 && mkdir -p "$(dirname "$f")") || exit 1
-if ! "$kg" -o "$f" 2>/dev/null; then [ -e "$f" ] && exit 5; echo "$kg -o $f failed" >&2; exit 1; fi
-"$kg" -y "$f"`
+if ! "$@" -o "$f" >/dev/null 2>&1; then [ -e "$f" ] && exit 5; echo "$* -o $f failed" >&2; exit 1; fi
+"$@" -y "$f"`
 
 // installScript puts the identity in stdin (after its SHA-256 line) at $1,
 // 0600, only if there is none: link(2) onto $1 fails when it exists, so
@@ -99,7 +99,7 @@ func (t *Transport) EnsureAgeIdentity(ctx context.Context, p string) (string, bo
 		return r, false, err
 	}
 	abs := t.abs(p)
-	out, err := t.c.script(ctx, keygenScript, nil, abs, t.c.o.AgeKeygen)
+	out, err := t.c.script(ctx, keygenScript, nil, append([]string{abs}, t.keygenArgv()...)...)
 	switch {
 	case err == nil:
 		r, err := parseRecipient(out)
