@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -433,35 +434,69 @@ func inProcess(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
 
-// create is kv.Create that waits out another write of the same key still
-// in process, until ctx ends (5s when it has no deadline). It then fails
-// with ctx's error, which the API answers as unavailable: retry later.
+// create is kv.Create made robust to a moving stream leader: it waits out
+// another write of the same key still in process, and retries an attempt
+// that got no acknowledgement within attemptTimeout (a leader that stepped
+// down drops the proposal, and nats.go would wait its whole 5s default).
+// Until ctx ends (5s when it has no deadline); it then fails with ctx's
+// error, which the API answers as unavailable: retry later.
 func create(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) (uint64, error) {
-	return waitInProcess(ctx, key, func(ctx context.Context) (uint64, error) { return kv.Create(ctx, key, value) })
+	return retryWrite(ctx, kv, key, value, jetstream.ErrKeyExists,
+		func(ctx context.Context) (uint64, error) { return kv.Create(ctx, key, value) })
 }
 
-// update is kv.Update with create's waiting.
+// update is kv.Update with create's retries.
 func update(ctx context.Context, kv jetstream.KeyValue, key string, value []byte, last uint64) (uint64, error) {
-	return waitInProcess(ctx, key, func(ctx context.Context) (uint64, error) { return kv.Update(ctx, key, value, last) })
+	return retryWrite(ctx, kv, key, value, jetstream.ErrKeyRevisionMismatch,
+		func(ctx context.Context) (uint64, error) { return kv.Update(ctx, key, value, last) })
 }
 
-func waitInProcess(ctx context.Context, key string, write func(context.Context) (uint64, error)) (uint64, error) {
+// attemptTimeout bounds one KV write's wait for its acknowledgement. An R3
+// write on a loopback cluster is acknowledged in about a millisecond.
+const attemptTimeout = time.Second
+
+func retryWrite(ctx context.Context, kv jetstream.KeyValue, key string, value []byte, refusal error, write func(context.Context) (uint64, error)) (uint64, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 	}
+	unacked := false
 	for attempt := 0; ; attempt++ {
-		rev, err := write(ctx)
-		if !inProcess(err) {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		rev, err := write(actx)
+		cancel()
+		switch {
+		case err == nil:
+			return rev, nil
+		case inProcess(err):
+			// Another write of the key, perhaps our own unacknowledged
+			// one, is still proposed: wait until it commits or is dropped.
+		case unacked && errors.Is(err, refusal):
+			// An attempt whose acknowledgement was lost may have landed:
+			// the key holding exactly our bytes says it did.
+			if e, gerr := kv.Get(ctx, key); gerr == nil && bytes.Equal(e.Value(), value) {
+				return e.Revision(), nil
+			}
+			return rev, err
+		case ctx.Err() == nil && unanswered(err):
+			unacked = true
+		default:
 			return rev, err
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("kv key %s: another write of it is still in process: %w", key, ctx.Err())
+			return 0, fmt.Errorf("kv key %s: not acknowledged (%v): %w", key, err, ctx.Err())
 		case <-time.After(backoff(attempt)):
 		}
 	}
+}
+
+// unanswered: the write got no acknowledgement, as while a stream's
+// leadership moves; it may or may not have landed.
+func unanswered(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // maxCASAttempts bounds a compare-and-set loop. Conflicts need another
