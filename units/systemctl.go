@@ -41,7 +41,9 @@ func (m *SystemctlManager) command(ctx context.Context, tool string, args ...str
 		argv = []string{"sh", "-c", `XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/run/user/$(id -u)}" exec "$@"`, "sh", tool, "--user"}
 	}
 	if tool == "journalctl" && m.scope == User {
-		argv = argv[:len(argv)-1] // a user's units log to the system journal here; matches find them
+		// Without --user, journalctl reads every journal the login may
+		// read, the user's own included; the matches pick the unit's lines.
+		argv = argv[:len(argv)-1]
 	}
 	out, err := m.run.Run(ctx, append(argv, args...), nil)
 	if err != nil && strings.Contains(err.Error(), "Failed to connect to bus") {
