@@ -141,7 +141,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 	// node whose service it cannot then start.
 	for i := range spec.Nodes {
 		if err := reachable(ctx, &spec.Nodes[i]); err != nil {
-			hint := "unibus plan and unibus render work for every node; apply drives nodes on this machine for now (ssh: not yet)"
+			hint := "unibus plan and unibus render work for every node; apply needs each node's service manager (manager = \"systemd\" over ssh)"
 			if errors.As(err, new(*units.UnreachableError)) {
 				hint = "start systemd on the node (for a user node: log in, or loginctl enable-linger), or use manager = \"exec\" where no systemd runs"
 			}

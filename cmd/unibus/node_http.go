@@ -18,10 +18,10 @@ import (
 
 // nodeHTTP is how unibus reaches node n's control plane: its base URL and
 // an HTTP client that trusts the cluster's client CA. It is the one place
-// that knows the way there. Nodes run on this machine for now, so it dials
-// the node's bind address (loopback when the node binds every address);
-// an SSH target will get a tunnel to the node's loopback here, since the
-// rendered IPAddressAllow= does not admit the operator's machine.
+// that knows the way there. A node on this machine is dialled at its bind
+// address (loopback when the node binds every address); a node with
+// target { ssh } through its SSH connection, on the node's own loopback,
+// since the rendered IPAddressAllow= does not admit the operator's machine.
 func nodeHTTP(s *provision.Spec, n *provision.Node) (rollout.Node, error) {
 	host := n.Bind
 	switch {

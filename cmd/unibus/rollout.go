@@ -15,8 +15,8 @@ import (
 )
 
 // rollouter drives a cluster apply through the rollout gate: it reads each
-// node's /readyz and /healthz on the node's own address (nodes are on this
-// machine for now; the rendered IPAddressAllow= admits loopback).
+// node's /readyz and /healthz where nodeHTTP reaches them, and moves a
+// node's leaders off through its control plane before its restart.
 func rollouter(ui cli.UI, spec *provision.Spec, op *client.Identity, force, moveLeaders bool) *provision.Rollouter {
 	if !spec.IsCluster() {
 		return nil
