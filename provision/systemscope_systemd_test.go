@@ -34,17 +34,8 @@ func TestSystemScopeUnderSystemd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := systemdtest.Dir(t)
-	built, err := testbin.Membershipd()
+	bin, err := testbin.MembershipdIn(dir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "bin", "membershipd")
-	data, err := os.ReadFile(built)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Dir(bin), 0o755)
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	op, _ := age.GenerateX25519Identity()

@@ -57,14 +57,8 @@ func TestApplyOverSSH(t *testing.T) {
 	khFile := filepath.Join(work, "known_hosts")
 	os.WriteFile(khFile, knownHosts, 0o600)
 
-	built, err := testbin.Membershipd()
+	bin, err := testbin.MembershipdIn(dir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "bin", "membershipd")
-	data, _ := os.ReadFile(built)
-	os.MkdirAll(filepath.Dir(bin), 0o755)
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	unibus, err := testbin.Unibus()

@@ -32,14 +32,9 @@ func BenchmarkApplyManagers(b *testing.B) {
 		b.Fatal(err)
 	}
 	dir := systemdtest.Dir(b)
-	bin := filepath.Join(dir, "bin", "membershipd")
-	built, err := testbin.Membershipd()
+	bin, err := testbin.MembershipdIn(dir)
 	if err != nil {
 		b.Fatal(err)
-	}
-	os.MkdirAll(filepath.Dir(bin), 0o755)
-	if data, err := os.ReadFile(built); err != nil || os.WriteFile(bin, data, 0o755) != nil {
-		b.Fatalf("copying membershipd: %v", err)
 	}
 	roots := map[string]string{"exec": filepath.Join(dir, "exec-roots"), "systemd": filepath.Join(dir, "roots")}
 	var configDirs []string

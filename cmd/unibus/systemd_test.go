@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,19 +25,8 @@ func TestSystemdScripts(t *testing.T) {
 	for _, n := range []string{"n1", "n2", "n3"} {
 		configDirs = append(configDirs, filepath.Join(roots, n, ".config"))
 	}
-	built, err := testbin.Membershipd()
+	bin, err := testbin.MembershipdIn(dir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "bin", "membershipd")
-	data, err := os.ReadFile(built)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	h := systemdtest.Start(t, systemdtest.Options{ConfigDirs: configDirs})

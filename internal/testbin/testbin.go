@@ -46,3 +46,22 @@ func build(name string) (string, error) {
 	}
 	return bin, nil
 }
+
+// MembershipdIn copies the built membershipd to dir/bin/membershipd and
+// returns that path: for a unit with PrivateTmp=, which cannot see the
+// build under /tmp.
+func MembershipdIn(dir string) (string, error) {
+	built, err := Membershipd()
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(built)
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "bin", "membershipd")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", err
+	}
+	return bin, os.WriteFile(bin, data, 0o755)
+}
