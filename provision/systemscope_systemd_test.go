@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/unibus/unibus/internal/scripttest"
 	"github.com/unibus/unibus/internal/systemdtest"
 	"github.com/unibus/unibus/internal/testbin"
 	"github.com/unibus/unibus/units"
@@ -119,12 +119,11 @@ func TestSystemScopeUnderSystemd(t *testing.T) {
 }
 
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := scripttest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func tlsClient(t *testing.T, caFile string) *http.Client {

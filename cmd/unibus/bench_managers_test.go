@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unibus/unibus/internal/scripttest"
 	"github.com/unibus/unibus/internal/systemdtest"
 	"github.com/unibus/unibus/internal/testbin"
 )
@@ -125,13 +125,13 @@ func applyOnce(b *testing.B, unibus, bin, roots, mgr string, spec []byte, env []
 	return d, unibusRun(append(append([]string{"down"}, vars...), specDir)...)
 }
 
+// freePort is a port for a daemon to bind later (scripttest.FreePort).
 func freePort(b testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := scripttest.FreePort()
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func caClient(caFile string) (*http.Client, error) {

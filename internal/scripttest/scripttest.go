@@ -34,10 +34,9 @@ func Commands() map[string]func(*testscript.TestScript, bool, []string) {
 // cmdFreePort VAR...: picks free loopback ports for a daemon to bind.
 func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 	for _, v := range args {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := FreePort()
 		ts.Check(err)
-		ts.Setenv(v, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-		ln.Close()
+		ts.Setenv(v, strconv.Itoa(p))
 	}
 }
 
