@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -68,7 +67,8 @@ type ObserveOptions struct {
 }
 
 // DefaultTransport reaches a node through the local filesystem under its
-// root; an ssh target is refused until the SSH transport exists.
+// root; an ssh target is refused (the SSH transport lives in
+// internal/sshnode, which cmd/unibus chooses for it).
 func DefaultTransport(n *Node) (Transport, error) {
 	if n.Target.SSH != "" {
 		return nil, fmt.Errorf("node %s: target ssh = %q: the SSH transport is not built yet; only local targets can be observed", n.Name, n.Target.SSH)
@@ -120,43 +120,46 @@ func observeNode(ctx context.Context, s *Spec, n *Node, o ObserveOptions) (*Node
 	}
 	st := &NodeState{Node: n.Name, Files: map[string]FileState{}, Certs: map[string]CertState{},
 		Units: map[string][]byte{}, IdentityPath: path.Join(n.Target.Root, ageIdentityPath(n.Target))}
-	files, err := t.Files(ctx, ownedPaths(s, n))
+	// The service is asked while the files are read: over SSH, two
+	// sessions side by side on the node's one connection.
+	var svcErr error
+	svcDone := make(chan struct{})
+	go func() {
+		defer close(svcDone)
+		if o.Service != nil {
+			st.Service, svcErr = o.Service(ctx, n, s.UnitNameFor(n))
+		}
+	}()
+	unitDir := n.Target.Scope.UnitDir()
+	snap, err := TakeSnapshot(ctx, t, SnapshotRequest{Paths: ownedPaths(s, n), PublicDirs: []string{unitDir},
+		PublicExt: ".crt", Identity: ageIdentityPath(n.Target)})
+	<-svcDone
 	if err != nil {
 		return nil, err
 	}
-	unitDir := n.Target.Scope.UnitDir()
-	for _, f := range files {
+	if svcErr != nil {
+		return nil, svcErr
+	}
+	st.Recipient = snap.Recipient
+	for _, f := range snap.Files {
 		if f.Path == ageIdentityPath(n.Target) {
 			continue // the node's own key: apply's, never planned or removed
 		}
 		st.Files[f.Path] = f
-		isUnit := hasPrefixPath(f.Path, unitDir)
-		if !isUnit && !strings.HasSuffix(f.Path, ".crt") {
-			continue
-		}
-		data, ok, err := t.ReadPublic(ctx, f.Path)
-		if err != nil || !ok {
-			return nil, err
-		}
-		if isUnit {
+		data, ok := snap.Public[f.Path]
+		switch {
+		case !ok:
+		case hasPrefixPath(f.Path, unitDir):
 			st.Units[f.Path] = data
-			continue
-		}
-		if b, err := pki.ParseBundle(data); err == nil {
-			c := b[0]
-			cs := CertState{NotAfter: c.NotAfter, Subject: c.Subject.CommonName, Issuer: c.Issuer.CommonName, DNS: c.DNSNames, cert: c}
-			for _, ip := range c.IPAddresses {
-				cs.IPs = append(cs.IPs, ip.String())
+		default:
+			if b, err := pki.ParseBundle(data); err == nil {
+				c := b[0]
+				cs := CertState{NotAfter: c.NotAfter, Subject: c.Subject.CommonName, Issuer: c.Issuer.CommonName, DNS: c.DNSNames, cert: c}
+				for _, ip := range c.IPAddresses {
+					cs.IPs = append(cs.IPs, ip.String())
+				}
+				st.Certs[f.Path] = cs
 			}
-			st.Certs[f.Path] = cs
-		}
-	}
-	if st.Recipient, _, err = t.AgeRecipient(ctx, ageIdentityPath(n.Target)); err != nil {
-		return nil, err
-	}
-	if o.Service != nil {
-		if st.Service, err = o.Service(ctx, n, s.UnitNameFor(n)); err != nil {
-			return nil, err
 		}
 	}
 	return st, nil

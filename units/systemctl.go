@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,11 @@ type Runner interface {
 type SystemctlManager struct {
 	scope Scope
 	run   Runner
+
+	mu      sync.Mutex
+	version string   // the manager's, once read
+	path    []string // its unit search path, read with the version
+	reading *propsRead
 }
 
 // NewSystemctlManager drives the node's manager of scope through r.
@@ -52,26 +58,74 @@ func (m *SystemctlManager) command(ctx context.Context, tool string, args ...str
 	return out, err
 }
 
-// Version is the manager's own ("252.38-1~deb12u1"), as over D-Bus.
+// Version is the manager's own ("252.38-1~deb12u1"), as over D-Bus. It
+// is read once, with the unit search path: one session for both.
 func (m *SystemctlManager) Version(ctx context.Context) (string, error) {
-	out, err := m.command(ctx, "systemctl", "show", "-p", "Version", "--value")
-	if err != nil {
+	if err := m.managerProps(ctx); err != nil {
 		return "", err
 	}
-	v := strings.TrimSpace(string(out))
-	if v == "" {
-		return "", errors.New("systemctl show: the manager reports no Version")
-	}
-	return v, nil
+	return m.version, nil
 }
 
 // UnitPath is the manager's unit search path.
 func (m *SystemctlManager) UnitPath(ctx context.Context) ([]string, error) {
-	out, err := m.command(ctx, "systemctl", "show", "-p", "UnitPath", "--value")
-	if err != nil {
+	if err := m.managerProps(ctx); err != nil {
 		return nil, err
 	}
-	return strings.Fields(string(out)), nil
+	return m.path, nil
+}
+
+// managerProps reads the version and unit path once. Callers at the same
+// time (every node on one connection) share the one read under way; an
+// error is not kept, so a manager started later is seen.
+func (m *SystemctlManager) managerProps(ctx context.Context) error {
+	m.mu.Lock()
+	if m.version != "" {
+		m.mu.Unlock()
+		return nil
+	}
+	if c := m.reading; c != nil {
+		m.mu.Unlock()
+		<-c.done
+		return c.err
+	}
+	c := &propsRead{done: make(chan struct{})}
+	m.reading = c
+	m.mu.Unlock()
+
+	version, unitPath, err := m.readManagerProps(ctx)
+	m.mu.Lock()
+	if err == nil {
+		m.version, m.path = version, unitPath
+	}
+	m.reading = nil
+	m.mu.Unlock()
+	c.err = err
+	close(c.done)
+	return err
+}
+
+// propsRead is a read of the manager's properties under way.
+type propsRead struct {
+	done chan struct{}
+	err  error
+}
+
+func (m *SystemctlManager) readManagerProps(ctx context.Context) (string, []string, error) {
+	out, err := m.command(ctx, "systemctl", "show", "-p", "Version,UnitPath")
+	if err != nil {
+		return "", nil, err
+	}
+	v := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, val, ok := strings.Cut(l, "="); ok {
+			v[k] = val
+		}
+	}
+	if strings.TrimSpace(v["Version"]) == "" {
+		return "", nil, errors.New("systemctl show: the manager reports no Version")
+	}
+	return strings.TrimSpace(v["Version"]), strings.Fields(v["UnitPath"]), nil
 }
 
 func (m *SystemctlManager) Reload(ctx context.Context) error {

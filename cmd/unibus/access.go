@@ -75,3 +75,15 @@ func (a *nodeAccess) client(n *provision.Node) (*sshnode.Client, error) {
 	}
 	return p.Client(context.Background(), n.Name, n.Target.SSH)
 }
+
+// preconnect dials every remote node's target in the background, so the
+// SSH handshakes overlap the run's own work (the operator's state, the
+// rendering); a node's first use waits for the dial under way, and gets
+// its error.
+func (a *nodeAccess) preconnect(s *provision.Spec) {
+	for i := range s.Nodes {
+		if n := &s.Nodes[i]; n.Target.SSH != "" {
+			go a.client(n)
+		}
+	}
+}

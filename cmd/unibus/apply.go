@@ -124,6 +124,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 	if err != nil {
 		return err
 	}
+	access().preconnect(spec)
 	op, freshOperator, err := loadOperator(ui, true)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ state and identities stay; unibus apply starts the nodes again.`,
 			if err != nil {
 				return err
 			}
+			access().preconnect(spec)
 			lock, err := provision.AcquireLock(spec.Cluster.StateDir, "down", 0)
 			if err != nil {
 				return cli.WithHint(err, "an apply is running; let it finish first")

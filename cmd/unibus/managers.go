@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/unibus/unibus/internal/cli"
+	"github.com/unibus/unibus/internal/sshnode"
 	"github.com/unibus/unibus/provision"
 	"github.com/unibus/unibus/units"
 )
@@ -23,6 +24,28 @@ var systemdManagers = struct {
 	m map[units.Scope]*units.SystemdManager
 }{m: map[units.Scope]*units.SystemdManager{}}
 
+// sshManagers holds one SystemctlManager per connection and scope for the
+// run, so what the manager says of itself is asked once.
+var sshManagers = struct {
+	sync.Mutex
+	m map[sshManagerKey]*units.SystemctlManager
+}{m: map[sshManagerKey]*units.SystemctlManager{}}
+
+type sshManagerKey struct {
+	c     *sshnode.Client
+	scope units.Scope
+}
+
+func sshManager(c *sshnode.Client, scope units.Scope) *units.SystemctlManager {
+	sshManagers.Lock()
+	defer sshManagers.Unlock()
+	k := sshManagerKey{c, scope}
+	if sshManagers.m[k] == nil {
+		sshManagers.m[k] = units.NewSystemctlManager(scope, c)
+	}
+	return sshManagers.m[k]
+}
+
 // managerFor is the service manager that runs a node's units.
 func managerFor(n *provision.Node) (units.Manager, error) {
 	if n.Target.SSH != "" {
@@ -33,7 +56,7 @@ func managerFor(n *provision.Node) (units.Manager, error) {
 		if err != nil {
 			return nil, err
 		}
-		return units.NewSystemctlManager(n.Target.Scope, c), nil
+		return sshManager(c, n.Target.Scope), nil
 	}
 	switch n.Target.Manager {
 	case provision.Exec:
@@ -63,6 +86,17 @@ func observeService(ui cli.UI) provision.ServiceObserver {
 		if err != nil {
 			return nil, err
 		}
+		// The unit's status is asked beside the manager's version: over
+		// SSH, two sessions at once rather than one after the other.
+		type status struct {
+			st  units.UnitStatus
+			err error
+		}
+		stc := make(chan status, 1)
+		go func() {
+			st, err := m.Status(ctx, unit)
+			stc <- status{st, err}
+		}()
 		v, err := m.Version(ctx)
 		if errors.As(err, new(*units.UnreachableError)) {
 			ui.Warnf("node %s: %v; the plan shows no service state", n.Name, err)
@@ -76,10 +110,11 @@ func observeService(ui cli.UI) provision.ServiceObserver {
 				return nil, err
 			}
 		}
-		st, err := m.Status(ctx, unit)
-		if err != nil {
-			return nil, err
+		r := <-stc
+		if r.err != nil {
+			return nil, r.err
 		}
+		st := r.st
 		ss := &provision.ServiceState{ActiveState: st.ActiveState, SubState: st.SubState, Manager: m.Name(), ManagerVersion: v}
 		if m.Name() == "systemd" && n.Target.Scope == units.User && n.Target.SSH == "" {
 			// (The exec manager enforces no sandboxing at all; apply says so.)

@@ -40,6 +40,7 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes,
 			if err != nil {
 				return err
 			}
+			access().preconnect(spec)
 			op, _, err := loadOperator(ui, false)
 			if err != nil {
 				return err

@@ -98,6 +98,7 @@ func runStatus(cmd *cobra.Command, ui cli.UI, args []string, vars varFlag, jsonO
 	if err != nil {
 		return 0, err
 	}
+	access().preconnect(spec)
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()

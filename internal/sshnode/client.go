@@ -90,6 +90,7 @@ func Dial(ctx context.Context, name, target string, o Options) (*Client, error) 
 	if err != nil {
 		return nil, fmt.Errorf("node %s: cannot reach %s: %v: is the host up and its sshd listening there?", name, t.HostPort, unwrapOp(err))
 	}
+	raw = quickAck(raw)
 	// The handshake honours the same bound, and ctx.
 	deadline, _ := dctx.Deadline()
 	raw.SetDeadline(deadline)
