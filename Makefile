@@ -54,6 +54,10 @@ deps:
 	@# The SSH transport's tests run a real OpenSSH server on loopback.
 	@test -x /usr/sbin/sshd || { echo "installing openssh-server (apt-get)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null; }
+	@# target { sudo = true } is tested with real sudo (its rules only in
+	@# the tests' mount namespaces).
+	@command -v sudo >/dev/null || { echo "installing sudo (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends sudo >/dev/null; }
 
 test: deps lint
 	CGO_ENABLED=1 $(GO) test $(TESTFLAGS) ./...

@@ -15,8 +15,11 @@ import (
 
 // NodePlan is what apply would do on one node.
 type NodePlan struct {
-	Node    string       `json:"node"`
-	Root    string       `json:"root"`
+	Node string `json:"node"`
+	Root string `json:"root"`
+	// SSH is the node's ssh target (user@host:port) when it is remote:
+	// Root is a path there.
+	SSH     string       `json:"ssh,omitempty"`
 	Changes []FileChange `json:"changes"`
 	// UnitDiff is the line diff of the effective unit (the base unit and
 	// every drop-in, as systemctl cat shows them), when it changes on a
@@ -60,7 +63,7 @@ func Diff(s *Spec, d *Desired, nodes map[string]*NodeState, now time.Time, key [
 		if obs == nil {
 			obs = &NodeState{Files: map[string]FileState{}, Units: map[string][]byte{}, Certs: map[string]CertState{}}
 		}
-		np := NodePlan{Node: nf.Node, Root: nf.Target.Root, Service: obs.Service}
+		np := NodePlan{Node: nf.Node, Root: nf.Target.Root, SSH: nf.Target.SSH, Service: obs.Service}
 		wanted := map[string]bool{}
 		for _, f := range nf.Files {
 			wanted[f.Path] = true

@@ -27,6 +27,9 @@ func (doc *PlanDoc) WriteText(w io.Writer) error {
 			continue
 		}
 		where := n.Root
+		if n.SSH != "" {
+			where = n.SSH + ":" + n.Root // as scp names a remote path
+		}
 		if sv := n.Service; sv != nil {
 			where += fmt.Sprintf("; %s %s, service %s", sv.Manager, sv.ManagerVersion, sv.ActiveState)
 		}

@@ -128,6 +128,14 @@ func (s *Server) EnsurePlainUser(t testing.TB) {
 	if err := os.Chmod(filepath.Join(s.dir, "authorized_keys"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	EnsurePlainAccount(t)
+}
+
+// EnsurePlainAccount makes the PlainUser account if this machine lacks
+// it. A test that mounts an overlay over /etc makes it first: the overlay
+// would not see /etc/passwd change under it.
+func EnsurePlainAccount(t testing.TB) {
+	t.Helper()
 	if exec.Command("id", "-u", PlainUser).Run() == nil {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -117,24 +118,26 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, 
 	return nil, fmt.Errorf("node %s: %v", c.name, err)
 }
 
+// refusal is how sudo 1.8 and 1.9 say they will not run a command.
+var refusal = regexp.MustCompile(`password is required|terminal is required|must have a tty|not in the sudoers file|not allowed to (execute|run)`)
+
 // sudoErr explains a command sudo -n refused to run.
 func (c *Client) sudoErr(status int, stderr string) error {
 	if !c.o.Sudo {
 		return nil
 	}
-	line := strings.TrimSpace(stderr)
-	switch {
-	case status == 127 && strings.Contains(line, "sudo"):
-		return fmt.Errorf("node %s: sudo is not installed there (%s): install it and allow %s passwordless sudo, or log in as root", c.name, line, c.target.User)
-	case strings.HasPrefix(line, "sudo: "):
-		return fmt.Errorf("node %s: sudo -n refused %s (%s): allow %s passwordless sudo (NOPASSWD in /etc/sudoers.d), or log in as root", c.name, c.target.User, firstLine(line), c.target.User)
+	// sudo's own line, wherever it is: sshd may write before it (such as
+	// "Could not chdir to home directory"). A warning of sudo's ("unable
+	// to resolve host") before a command that failed on its own is not a
+	// refusal: only sudo's refusals, with its status 1, are.
+	for l := range strings.Lines(stderr) {
+		l = strings.TrimSpace(l)
+		switch {
+		case status == 127 && strings.Contains(l, "sudo"):
+			return fmt.Errorf("node %s: sudo is not installed there (%s): install it and allow %s passwordless sudo, or log in as root", c.name, l, c.target.User)
+		case status == 1 && refusal.MatchString(l):
+			return fmt.Errorf("node %s: sudo -n refused %s (%s): allow %s passwordless sudo (NOPASSWD in /etc/sudoers.d), or log in as root", c.name, c.target.User, l, c.target.User)
+		}
 	}
 	return nil
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }

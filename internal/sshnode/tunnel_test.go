@@ -114,13 +114,17 @@ func TestRun(t *testing.T) {
 }
 
 // With sudo, a node that cannot give it says what to do; root with sudo
-// installed just works.
+// installed just works. (A login with a sudo rule is in
+// TestApplySystemScopeOverSSH: the rule lives only in its namespaces.)
 func TestSudo(t *testing.T) {
 	s := sshdtest.Start(t, sshdtest.Options{})
 	c := dial(t, s, Options{Sudo: true})
 	tr, root := nodeRoot(t, c)
 	err := tr.WriteFile(context.Background(), "etc/x", []byte("x"), 0o644)
 	if _, lerr := exec.LookPath("sudo"); lerr != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("sudo is not installed (make deps installs it)")
+		}
 		wantErr(t, err, "node node1: ", "sudo is not installed", "log in as root")
 		return
 	}
@@ -130,6 +134,35 @@ func TestSudo(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "etc/x")); err != nil {
 		t.Fatal(err)
 	}
+
+	// A login sudo asks a password of: refused at once (-n), with the fix.
+	s.EnsurePlainUser(t)
+	pc, err := Dial(context.Background(), "node1", sshdtest.PlainUser+"@"+s.Addr, Options{KeyFile: s.UserKey, KnownHosts: s.KnownHosts, Sudo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	_, err = pc.Run(context.Background(), []string{"id", "-u"}, nil)
+	wantErr(t, err, "node node1: sudo -n refused "+sshdtest.PlainUser+" (sudo: a password is required)", "allow "+sshdtest.PlainUser+" passwordless sudo")
+}
+
+// A node without sudo, as its login shell reports it (recorded from
+// dash and bash): said so, with the fix.
+func TestSudoNotInstalled(t *testing.T) {
+	c := &Client{name: "n1", target: Target{User: "ops"}, o: Options{Sudo: true}}
+	for _, stderr := range []string{"sh: 1: sudo: not found\n", "bash: line 1: sudo: command not found\n"} {
+		wantErr(t, c.sudoErr(127, stderr), "node n1: sudo is not installed there", "allow ops passwordless sudo, or log in as root")
+	}
+	for status, stderr := range map[int]string{
+		127: "sh: 1: age-keygen: not found\n",
+		2:   "sudo: unable to resolve host magnus: Name or service not known\nmembershipd: bad flag\n",
+	} {
+		if err := c.sudoErr(status, stderr); err != nil {
+			t.Fatalf("a command that failed on its own (%d, %q) taken for sudo's refusal: %v", status, stderr, err)
+		}
+	}
+	wantErr(t, c.sudoErr(1, "sudo: unable to resolve host magnus\nSorry, user ops is not allowed to execute '/bin/sh' as root on magnus.\n"),
+		"node n1: sudo -n refused ops (Sorry, user ops is not allowed to execute")
 }
 
 // A pool dials each target once, however many callers ask at once.

@@ -77,6 +77,18 @@ type Options struct {
 	// environment.d names them does. Several unibus nodes sharing this
 	// machine, each under its own root, are found this way.
 	ConfigDirs []string
+	// System makes the manager stand in for PID 1 too: inside its
+	// namespace it loads units from /etc/systemd/system (empty at first,
+	// the host's hidden), and
+	// /run/systemd/private leads to it, so systemctl without --user (as
+	// root, or under sudo) drives it as the system manager. /etc there is
+	// an overlay of the host's, so a node with root / (its units, its
+	// /etc/unibus) writes only into the test's folder.
+	System bool
+	// Sudoers is a sudoers rule in /etc/sudoers.d of the namespace only
+	// (in the /etc overlay): a grant no process outside it sees, and that
+	// a killed test cannot leave behind.
+	Sudoers string
 }
 
 // runtimeDir is the manager's XDG_RUNTIME_DIR as seen inside its namespace.
@@ -113,9 +125,17 @@ func Start(t testing.TB, opts Options) *Manager {
 		}
 		m.cgroups = append(m.cgroups, cg)
 	}
+	overlay := ""
+	if opts.System || opts.Sudoers != "" {
+		overlay = filepath.Join(dir, "etc")
+		if err := makeEtcOverlay(overlay, opts.Sudoers); err != nil {
+			m.removeCgroups(t)
+			t.Fatalf("the /etc overlay: %v", err)
+		}
+	}
 	// unshare without --fork execs: the shell, then systemd, keep its PID.
 	m.cmd = exec.Command("unshare", "--mount", "--propagation", "private",
-		"sh", "-euc", startScript, "sh", inaccessible, strings.Join(m.cgroups, " "))
+		"sh", "-euc", startScript, "sh", inaccessible, strings.Join(m.cgroups, " "), overlay, strconv.FormatBool(opts.System))
 	m.cmd.Env = append(os.Environ(),
 		"XDG_RUNTIME_DIR="+runtimeDir,
 		"XDG_CONFIG_HOME="+m.configHome,
@@ -125,6 +145,10 @@ func Start(t testing.TB, opts Options) *Manager {
 		"SYSTEMD_LOG_LEVEL=info",
 		"SYSTEMD_LOG_TARGET=console",
 	)
+	if opts.System {
+		// The trailing colon keeps the user manager's own folders too.
+		m.cmd.Env = append(m.cmd.Env, "SYSTEMD_UNIT_PATH=/etc/systemd/system:")
+	}
 	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
 	if err := m.cmd.Start(); err != nil {
 		m.removeCgroups(t)
@@ -145,12 +169,22 @@ func Start(t testing.TB, opts Options) *Manager {
 }
 
 // startScript runs in the new mount namespace: $1 is the folder of
-// inaccessible nodes, $2 the cgroup folders to join.
+// inaccessible nodes, $2 the cgroup folders to join, $3 the /etc overlay's
+// folder ("": none), $4 "true" to stand in for the system manager too.
 const startScript = `
 for cg in $2; do echo $$ > "$cg/cgroup.procs"; done
 mount --make-rshared /
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/systemd/system /run/systemd/inaccessible /run/systemd/journal /run/user /run/log
+if [ -n "$3" ]; then
+	mount -t overlay overlay -o "lowerdir=/etc,upperdir=$3/upper,workdir=$3/work" /etc
+fi
+if [ "$4" = true ]; then
+	# Empty: the host's own units (its timers...) are not this manager's.
+	mkdir -p /etc/systemd/system
+	mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/system
+	ln -s "$XDG_RUNTIME_DIR/systemd/private" /run/systemd/private
+fi
 mount --bind "$1" /run/systemd/inaccessible
 mkdir -m 0755 "$XDG_RUNTIME_DIR"
 ln -s "$XDG_RUNTIME_DIR" /run/user/0
@@ -158,6 +192,28 @@ mkdir -m 0755 /run/sshd
 /lib/systemd/systemd-journald >/dev/null 2>&1 &
 exec systemd --user
 `
+
+// makeEtcOverlay makes the upper and work folders of an overlay over
+// /etc, with the sudoers rule (if any) in its sudoers.d.
+func makeEtcOverlay(dir, sudoers string) error {
+	for _, d := range []string{"upper", "work"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if sudoers == "" {
+		return nil
+	}
+	if _, err := exec.LookPath("sudo"); err != nil {
+		return errors.New("sudo is not installed (make deps installs it)")
+	}
+	d := filepath.Join(dir, "upper", "sudoers.d")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return err
+	}
+	// sudo ignores a rule file that is not root's and 0440.
+	return os.WriteFile(filepath.Join(d, "unibus-test"), []byte(sudoers+"\n"), 0o440)
+}
 
 // Need skips when this machine cannot run the harness at all:
 // not root, a tool missing, or mount namespaces refused (under CI=... it
