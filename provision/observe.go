@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,7 +98,8 @@ func ObserveNodes(ctx context.Context, s *Spec, o ObserveOptions) (map[string]*N
 			defer func() { <-sem }()
 			n := &s.Nodes[i]
 			out[i], errs[i] = observeNode(ctx, s, n, o)
-			if errs[i] != nil {
+			// Errors of the transport name the node already.
+			if errs[i] != nil && !strings.HasPrefix(errs[i].Error(), "node "+n.Name+": ") {
 				errs[i] = fmt.Errorf("observe node %s: %w", n.Name, errs[i])
 			}
 		}()

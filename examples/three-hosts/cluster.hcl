@@ -1,14 +1,15 @@
 # Three hosts on a private network, each running membershipd under systemd
-# (system scope, dynamic user), reached over ssh.
+# (system scope, dynamic user), reached over ssh as root. To log in as a
+# user that is not root, give each target ssh = "ops@magnus..." and
+# sudo = true (passwordless sudo for that user on the node).
 #
 # No key ships with the example. The operator's recipient is your unibus
 # identity's (unibus keygen; unibus apply makes one if missing). Each
-# node's recipient is its own age identity's, made on the node and never
-# copied off it; until unibus reads it over ssh, give it as a variable:
+# node's age identity is made on the node by apply and never leaves it.
 #
-#   ssh root@magnus 'age-keygen -o /etc/unibus/age-identity'   # once per host
-#   unibus plan -var magnus=$(ssh root@magnus age-keygen -y /etc/unibus/age-identity) \
-#               -var homer=... -var datardos=... examples/three-hosts
+#   unibus plan examples/three-hosts
+#   unibus apply examples/three-hosts
+#   unibus status examples/three-hosts
 
 variable "domain" {
   default     = "prod.example"
@@ -20,13 +21,19 @@ variable "network" {
   description = "the hosts' private network"
 }
 
+# Optional pins of the nodes' age recipients. Left null, unibus plan and
+# apply read each node's over ssh (apply first makes the identity on the
+# node, where it stays). unibus render, which reaches no node, needs them.
 variable "magnus" {
-  description = "magnus's age recipient: age-keygen -y /etc/unibus/age-identity on magnus"
+  default     = null
+  description = "magnus's age recipient: membershipd age-keygen -y /etc/unibus/age-identity on magnus"
 }
 variable "homer" {
+  default     = null
   description = "homer's age recipient"
 }
 variable "datardos" {
+  default     = null
   description = "datardos's age recipient"
 }
 
