@@ -205,7 +205,16 @@ func TestMuxKilled(t *testing.T) {
 	}
 
 	n := logins(s)
-	next := r.client(t, s.Addr, Options{})
+	// A run whose mux cannot start: the dead socket must go all the same.
+	p := r.pool(t, Options{})
+	p.MuxCommand = []string{"/bin/false"}
+	next, err := p.Client(context.Background(), "node1", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(m.sock); !os.IsNotExist(err) {
+		t.Fatalf("the dead mux's socket is still there after a run: %v", err)
+	}
 	if viaMux(next) {
 		t.Fatal("the run after the kill went through a dead mux")
 	}
@@ -218,6 +227,7 @@ func TestMuxKilled(t *testing.T) {
 	if w := r.warnings(); w != "" {
 		t.Fatalf("a dead mux is not worth a warning: %s", w)
 	}
+	r.client(t, s.Addr, Options{})
 	if pid2 := waitMux(t, m); pid2 == pid {
 		t.Fatal("no new mux")
 	}
