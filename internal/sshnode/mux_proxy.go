@@ -77,13 +77,10 @@ func proxyChannel(up ssh.Conn, nc ssh.NewChannel, sessions chan struct{}) {
 		}
 		upCh.Close()
 	}()
-	// The node's requests: sshd sends exit-status as the command exits,
-	// possibly before the last of its output; passed on after that output,
-	// as a client reading the status may stop reading.
+	// The node's requests (exit-status, exit-signal) as they come: sshd
+	// may send the status before the last output, which a session reads
+	// all the same, to the channel's close, sent after the output below.
 	for r := range upReqs {
-		if r.Type == "exit-status" || r.Type == "exit-signal" {
-			<-output
-		}
 		ok, err := downCh.SendRequest(r.Type, r.WantReply, r.Payload)
 		if r.WantReply {
 			r.Reply(ok && err == nil, nil)

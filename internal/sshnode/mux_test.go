@@ -344,15 +344,22 @@ func TestMuxRefusesUnsafeFolder(t *testing.T) {
 	t.Run("socket of another user", func(t *testing.T) {
 		r, _ := newMuxTest(t, s)
 		m := r.files(t, s.Addr)
+		// Served by a process of ours with the pinned key, as a mux is:
+		// only the socket's owner is wrong.
+		signer := newSigner(t)
+		if err := os.WriteFile(m.pin, ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		l, err := net.Listen("unix", m.sock)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer l.Close()
+		go fakeNode(l, signer)
 		os.Chown(m.sock, other, -1)
 		c := r.client(t, s.Addr, Options{})
-		if viaMux(c) {
-			t.Fatal("went through another user's socket")
+		if out, err := c.Run(context.Background(), []string{"echo", "real"}, nil); err != nil || string(out) != "real\n" || viaMux(c) {
+			t.Fatalf("went through another user's socket: %q %v", out, err)
 		}
 		if w := r.warnings(); !strings.Contains(w, "is not a socket of yours") {
 			t.Fatalf("warning %q", w)
@@ -377,7 +384,7 @@ func TestMuxRefusesFakeSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	go fakeNode(l)
+	go fakeNode(l, newSigner(t))
 
 	c := r.client(t, s.Addr, Options{})
 	out, err := c.Run(context.Background(), []string{"echo", "real"}, nil)
@@ -390,9 +397,7 @@ func TestMuxRefusesFakeSocket(t *testing.T) {
 }
 
 // fakeNode answers every command with "fake", as an impostor would.
-func fakeNode(l net.Listener) {
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	signer, _ := ssh.NewSignerFromKey(key)
+func fakeNode(l net.Listener, signer ssh.Signer) {
 	cfg := &ssh.ServerConfig{NoClientAuth: true}
 	cfg.AddHostKey(signer)
 	for {
@@ -424,4 +429,16 @@ func fakeNode(l net.Listener) {
 			}
 		}()
 	}
+}
+
+func newSigner(t testing.TB) ssh.Signer {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer
 }
