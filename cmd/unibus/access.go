@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strconv"
 	"sync"
+	"time"
 
+	"github.com/unibus/unibus/internal/cli"
 	"github.com/unibus/unibus/internal/sshnode"
 	"github.com/unibus/unibus/provision"
 )
@@ -17,7 +21,11 @@ import (
 // UNIBUS_SSH_KEY (a key file; default the agent, then ~/.ssh/id_*),
 // UNIBUS_SSH_KNOWN_HOSTS (default ~/.ssh/known_hosts), and
 // UNIBUS_SSH_ACCEPT_NEW=1 to accept and record a host's key on first use
-// (a changed key is refused all the same).
+// (a changed key is refused all the same), and UNIBUS_SSH_PERSIST=60s to
+// keep each connection open that long after a run for the next runs
+// (ssh's ControlPersist; a background `unibus ssh-mux` per target, on a
+// socket in $XDG_RUNTIME_DIR/unibus/ssh or /tmp/unibus-<uid>/ssh; unset
+// or 0: every run dials).
 type nodeAccess struct {
 	pool, sudo *sshnode.Pool // sudo: for nodes with target { sudo = true }
 }
@@ -34,7 +42,41 @@ func newNodeAccess() *nodeAccess {
 	}
 	so := o
 	so.Sudo = true
-	return &nodeAccess{pool: &sshnode.Pool{Options: o}, sudo: &sshnode.Pool{Options: so}}
+	a := &nodeAccess{pool: &sshnode.Pool{Options: o}, sudo: &sshnode.Pool{Options: so}}
+	ui := cli.UI{Prog: "unibus", W: os.Stderr}
+	persist, err := sshPersist(os.Getenv("UNIBUS_SSH_PERSIST"))
+	if err != nil {
+		ui.Warnf("%v", err)
+	}
+	if persist > 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			ui.Warnf("UNIBUS_SSH_PERSIST: cannot find the unibus program to keep connections (%v); every run dials", err)
+			return a
+		}
+		var once sync.Once
+		warn := func(msg string) { once.Do(func() { ui.Warnf("%s", msg) }) }
+		for _, p := range []*sshnode.Pool{a.pool, a.sudo} {
+			p.Persist, p.MuxCommand, p.Warn = persist, []string{exe, "ssh-mux"}, warn
+		}
+	}
+	return a
+}
+
+// sshPersist reads UNIBUS_SSH_PERSIST: a duration (60s, 5m) or seconds,
+// as ssh's ControlPersist; empty or 0 is off.
+func sshPersist(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("UNIBUS_SSH_PERSIST=%q is not a duration (60s, 5m, or seconds): every run dials", v)
+	}
+	return d, nil
 }
 
 // transport reads node n (plan, status).

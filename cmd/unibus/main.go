@@ -88,7 +88,7 @@ func newRootCmd(ui cli.UI) *cobra.Command {
 	root.AddCommand(newPKICmd(ui), newKeygenCmd(ui), newMemberCmd(ui), newTrustCmd(ui), newRoomCmd(ui), newSendCmd(ui), newListenCmd(ui))
 	root.AddCommand(newInitCmd(ui), newRenderCmd(ui), newPlanCmd(ui), newShowCmd(ui), newApplyCmd(ui), newDownCmd(ui))
 	root.AddCommand(newClusterCmd(ui))
-	root.AddCommand(newExecSuperviseCmd())
+	root.AddCommand(newExecSuperviseCmd(), newSSHMuxCmd())
 	root.AddCommand(newStatusCmd(ui))
 	return root
 }

@@ -3,7 +3,9 @@ package sshnode
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/unibus/unibus/internal/sshdtest"
 	"github.com/unibus/unibus/provision"
@@ -39,4 +41,59 @@ func BenchmarkFiles(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkMux: what a run through a mux pays: connecting to it (the
+// handshake on the unix socket), and a session through it beside one on
+// a direct connection.
+func BenchmarkMux(b *testing.B) {
+	s := sshdtest.Start(b, sshdtest.Options{})
+	s.EnsurePlainUser(b)
+	target := sshdtest.PlainUser + "@" + s.Addr
+	runtime, err := os.MkdirTemp("", "mux")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("XDG_RUNTIME_DIR", runtime)
+	b.Cleanup(func() { killMuxes(b, runtime); os.RemoveAll(runtime) })
+	o := Options{KeyFile: s.UserKey, KnownHosts: s.KnownHosts}
+	first := &Pool{Options: o, Persist: time.Minute, MuxCommand: muxCommand(b)}
+	if _, err := first.Client(context.Background(), "node1", target); err != nil {
+		b.Fatal(err)
+	}
+	defer first.Close()
+	do, _ := o.withDefaults()
+	m, _ := muxFilesFor(target, do)
+	waitMux(b, m)
+	ctx := context.Background()
+	b.Run("connect", func(b *testing.B) {
+		for b.Loop() {
+			p := &Pool{Options: o, Persist: time.Minute, MuxCommand: muxCommand(b)}
+			c, err := p.Client(ctx, "node1", target)
+			if err != nil || !viaMux(c) {
+				b.Fatal(err)
+			}
+			p.Close()
+		}
+	})
+	p := &Pool{Options: o, Persist: time.Minute, MuxCommand: muxCommand(b)}
+	defer p.Close()
+	mc, err := p.Client(ctx, "node1", target)
+	if err != nil || !viaMux(mc) {
+		b.Fatal(err)
+	}
+	dc, err := Dial(ctx, "node1", target, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dc.Close()
+	for name, c := range map[string]*Client{"session-mux": mc, "session-direct": dc} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := c.Run(ctx, []string{"true"}, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -61,18 +61,8 @@ func Dial(ctx context.Context, name, target string, o Options) (*Client, error) 
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", name, err)
 	}
-	if o.KnownHosts == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return nil, fmt.Errorf("node %s: no home folder for ~/.ssh/known_hosts (%v): give a known_hosts file", name, err)
-		}
-		o.KnownHosts = filepath.Join(home, ".ssh", "known_hosts")
-	}
-	if o.AgeKeygen == "" {
-		o.AgeKeygen = "age-keygen"
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 15 * time.Second
+	if o, err = o.withDefaults(); err != nil {
+		return nil, fmt.Errorf("node %s: %w", name, err)
 	}
 	hk, err := loadHostKeys(o.KnownHosts, o.AcceptNewHostKey)
 	if err != nil {
@@ -109,7 +99,29 @@ func Dial(ctx context.Context, name, target string, o Options) (*Client, error) 
 		return nil, handshakeErr(name, t, o, err)
 	}
 	raw.SetDeadline(time.Time{})
-	return &Client{name: name, target: t, conn: ssh.NewClient(cc, chans, reqs), sessions: make(chan struct{}, maxSessions), o: o}, nil
+	return newClient(name, t, ssh.NewClient(cc, chans, reqs), o), nil
+}
+
+// withDefaults fills in what Options leave unset.
+func (o Options) withDefaults() (Options, error) {
+	if o.KnownHosts == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return o, fmt.Errorf("no home folder for ~/.ssh/known_hosts (%v): give a known_hosts file", err)
+		}
+		o.KnownHosts = filepath.Join(home, ".ssh", "known_hosts")
+	}
+	if o.AgeKeygen == "" {
+		o.AgeKeygen = "age-keygen"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 15 * time.Second
+	}
+	return o, nil
+}
+
+func newClient(name string, t Target, conn *ssh.Client, o Options) *Client {
+	return &Client{name: name, target: t, conn: conn, sessions: make(chan struct{}, maxSessions), o: o}
 }
 
 // handshakeErr says why the handshake failed and what to do.

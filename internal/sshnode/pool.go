@@ -3,7 +3,9 @@ package sshnode
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 )
 
 // Pool holds a run's connections: one per ssh target, made on first use
@@ -12,9 +14,22 @@ import (
 // remembered, so a node that cannot be reached is dialled once per run.
 type Pool struct {
 	Options Options
+	// Persist, when above zero, shares connections between runs, as ssh's
+	// ControlPersist: a target's connection is asked of its mux first, and
+	// a run that dials directly starts one, which keeps its own connection
+	// to the target for the next runs until none has used it for Persist.
+	// Zero: every run dials.
+	Persist time.Duration
+	// MuxCommand runs the mux, a program that calls [MuxMain] (unibus
+	// ssh-mux).
+	MuxCommand []string
+	// Warn is told, in one line, why a run does not share connections
+	// (it dials directly then); nil: not told.
+	Warn func(msg string)
 
-	mu    sync.Mutex
-	conns map[string]*poolEntry
+	mu       sync.Mutex
+	conns    map[string]*poolEntry
+	warnOnce sync.Once
 }
 
 type poolEntry struct {
@@ -35,8 +50,51 @@ func (p *Pool) Client(ctx context.Context, name, target string) (*Client, error)
 		p.conns[target] = e
 	}
 	p.mu.Unlock()
-	e.once.Do(func() { e.c, e.err = Dial(ctx, name, target, p.Options) })
+	e.once.Do(func() { e.c, e.err = p.dial(ctx, name, target) })
 	return e.c, e.err
+}
+
+// dial reaches target through its mux when one serves it; otherwise
+// directly, starting a mux for the next runs.
+func (p *Pool) dial(ctx context.Context, name, target string) (*Client, error) {
+	if p.Persist <= 0 {
+		return Dial(ctx, name, target, p.Options)
+	}
+	t, err := ParseTarget(target)
+	if err != nil {
+		return Dial(ctx, name, target, p.Options) // which says what is wrong
+	}
+	o, err := p.Options.withDefaults()
+	if err != nil {
+		return Dial(ctx, name, target, p.Options)
+	}
+	m, err := muxFilesFor(target, o)
+	if err != nil {
+		p.warn(err)
+		return Dial(ctx, name, target, p.Options)
+	}
+	if c, err := dialMux(ctx, m, name, t, o); c != nil {
+		return c, nil
+	} else if err != nil {
+		p.warn(err)
+	}
+	c, err := Dial(ctx, name, target, p.Options)
+	if err == nil {
+		if err := startMux(p.MuxCommand, m, target, p.Persist, o); err != nil {
+			p.warn(err)
+		}
+	}
+	return c, err
+}
+
+// warn says once per run why connections are not shared.
+func (p *Pool) warn(err error) {
+	if p.Warn == nil {
+		return
+	}
+	p.warnOnce.Do(func() {
+		p.Warn(fmt.Sprintf("not sharing SSH connections (UNIBUS_SSH_PERSIST): %v; connecting directly", err))
+	})
 }
 
 // Close closes every connection the pool made.
