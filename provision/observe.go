@@ -122,25 +122,32 @@ func observeNode(ctx context.Context, s *Spec, n *Node, o ObserveOptions) (*Node
 	}
 	st := &NodeState{Node: n.Name, Files: map[string]FileState{}, Certs: map[string]CertState{},
 		Units: map[string][]byte{}, IdentityPath: path.Join(n.Target.Root, ageIdentityPath(n.Target))}
-	// The service is asked while the files are read: over SSH, two
-	// sessions side by side on the node's one connection.
-	var svcErr error
-	svcDone := make(chan struct{})
-	go func() {
-		defer close(svcDone)
-		if o.Service != nil {
-			st.Service, svcErr = o.Service(ctx, n, s.UnitNameFor(n))
-		}
-	}()
 	unitDir := n.Target.Scope.UnitDir()
-	snap, err := TakeSnapshot(ctx, t, SnapshotRequest{Paths: ownedPaths(s, n), PublicDirs: []string{unitDir},
-		PublicExt: ".crt", Identity: ageIdentityPath(n.Target)})
-	<-svcDone
-	if err != nil {
-		return nil, err
-	}
-	if svcErr != nil {
-		return nil, svcErr
+	req := SnapshotRequest{Paths: ownedPaths(s, n), PublicDirs: []string{unitDir},
+		PublicExt: ".crt", Identity: ageIdentityPath(n.Target)}
+	var snap *Snapshot
+	if ss, ok := t.(ServiceSnapshotter); ok && o.Service != nil {
+		if snap, st.Service, err = ss.SnapshotService(ctx, req, s.UnitNameFor(n)); err != nil {
+			return nil, err
+		}
+	} else {
+		// The service is asked while the files are read.
+		var svcErr error
+		svcDone := make(chan struct{})
+		go func() {
+			defer close(svcDone)
+			if o.Service != nil {
+				st.Service, svcErr = o.Service(ctx, n, s.UnitNameFor(n))
+			}
+		}()
+		snap, err = TakeSnapshot(ctx, t, req)
+		<-svcDone
+		if err != nil {
+			return nil, err
+		}
+		if svcErr != nil {
+			return nil, svcErr
+		}
 	}
 	st.Recipient = snap.Recipient
 	for _, f := range snap.Files {

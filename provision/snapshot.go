@@ -77,3 +77,11 @@ func TakeSnapshot(ctx context.Context, t Transport, r SnapshotRequest) (*Snapsho
 	}
 	return snap, nil
 }
+
+// A ServiceSnapshotter reads a node's files and its service at once: a
+// remote node in one SSH session. Where a node's transport is one,
+// observation uses it instead of the transport and
+// [ObserveOptions.Service] apart.
+type ServiceSnapshotter interface {
+	SnapshotService(ctx context.Context, r SnapshotRequest, unit string) (*Snapshot, *ServiceState, error)
+}

@@ -38,24 +38,100 @@ func NewSystemctlManager(scope Scope, r Runner) *SystemctlManager {
 
 func (m *SystemctlManager) Name() string { return "systemd" }
 
-// command runs a systemd tool for the scope. A user manager is found
-// through XDG_RUNTIME_DIR, which a non-PAM SSH session may lack, so it
-// defaults to the user's /run/user/UID as pam_systemd sets it.
+// prelude is the shell that finds the scope's manager before systemctl
+// runs. A user manager is found through XDG_RUNTIME_DIR, which a non-PAM
+// SSH session may lack, so it defaults to the user's /run/user/UID as
+// pam_systemd sets it. The manager's sockets are looked for in the shell
+// (its private one, then the bus: those systemctl tries), so a node where
+// none runs answers at once, as D-Bus does locally, rather than after a
+// systemctl of its own finds nothing.
+func (m *SystemctlManager) prelude() string {
+	if m.scope == User {
+		// The uid from /proc with builtins: no id process per command.
+		return `if [ -z "$XDG_RUNTIME_DIR" ]; then
+	while read -r k uid _; do [ "$k" = Uid: ] && break; done </proc/self/status
+	XDG_RUNTIME_DIR=/run/user/$uid
+fi
+[ -S "$XDG_RUNTIME_DIR/systemd/private" ] || [ -S "$XDG_RUNTIME_DIR/bus" ] || { echo "Failed to connect to bus: no manager socket in $XDG_RUNTIME_DIR" >&2; exit 1; }
+export XDG_RUNTIME_DIR
+`
+	}
+	return `[ -S /run/systemd/private ] || [ -S /run/dbus/system_bus_socket ] || { echo "Failed to connect to bus: no manager socket in /run" >&2; exit 1; }
+`
+}
+
+// systemctl is the scope's systemctl command.
+func (m *SystemctlManager) systemctl() []string {
+	if m.scope == User {
+		return []string{"systemctl", "--user"}
+	}
+	return []string{"systemctl"}
+}
+
+// command runs a systemd tool for the scope.
 func (m *SystemctlManager) command(ctx context.Context, tool string, args ...string) ([]byte, error) {
 	argv := []string{tool}
-	if m.scope == User {
-		argv = []string{"sh", "-c", `XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/run/user/$(id -u)}" exec "$@"`, "sh", tool, "--user"}
+	if tool == "systemctl" {
+		argv = append([]string{"sh", "-c", m.prelude() + `exec "$@"`, "sh"}, m.systemctl()...)
 	}
-	if tool == "journalctl" && m.scope == User {
-		// Without --user, journalctl reads every journal the login may
-		// read, the user's own included; the matches pick the unit's lines.
-		argv = argv[:len(argv)-1]
-	}
+	// (journalctl needs no manager. Without --user, it reads every
+	// journal the login may read, the user's own included; the matches
+	// pick the unit's lines.)
 	out, err := m.run.Run(ctx, append(argv, args...), nil)
+	return out, m.unreachable(err)
+}
+
+func (m *SystemctlManager) unreachable(err error) error {
 	if err != nil && strings.Contains(err.Error(), "Failed to connect to bus") {
-		return out, &UnreachableError{fmt.Sprintf("no systemd %s manager answers on the node (%v)", m.scope, err)}
+		return &UnreachableError{fmt.Sprintf("no systemd %s manager answers on the node (%v)", m.scope, err)}
 	}
-	return out, err
+	return err
+}
+
+// statusProps are the unit's properties [SystemctlManager.Status] reads.
+var statusProps = []string{"LoadState", "ActiveState", "SubState", "Result", "NRestarts", "ExecMainPID",
+	"ExecMainCode", "ExecMainStatus", "InvocationID", "NeedDaemonReload", "StatusText"}
+
+// ObserveShell is a POSIX shell function body, with its arguments, that
+// reads what plan asks of the node's manager: its version and unit path,
+// and the unit's status. A caller runs it beside other work in one
+// session (the node's files: see sshnode's SnapshotWith) and gives its
+// output to [SystemctlManager.Observed]. A function rather than a
+// command: one process fewer on the node.
+func (m *SystemctlManager) ObserveShell(unit string) (body string, args []string) {
+	return m.prelude() + `u=$1; shift
+"$@" show -p Version,UnitPath && exec "$@" show -p ` + strings.Join(statusProps, ",") + ` -- "$u"`, append([]string{unit}, m.systemctl()...)
+}
+
+// Observed reads the output of [SystemctlManager.ObserveShell] (err: how
+// it failed, with its output): the unit's status, and the manager's
+// version and unit path, which Version and UnitPath then answer without
+// asking the node again.
+func (m *SystemctlManager) Observed(unit string, out []byte, err error) (UnitStatus, error) {
+	if err := m.unreachable(err); err != nil {
+		return UnitStatus{}, err
+	}
+	v := showProps(out)
+	if strings.TrimSpace(v["Version"]) == "" {
+		return UnitStatus{}, errors.New("systemctl show: the manager reports no Version")
+	}
+	m.mu.Lock()
+	if m.version == "" {
+		m.version, m.path = strings.TrimSpace(v["Version"]), strings.Fields(v["UnitPath"])
+	}
+	m.mu.Unlock()
+	return unitStatus(unit, v)
+}
+
+// showProps reads systemctl show's KEY=VALUE lines.
+func showProps(out []byte) map[string]string {
+	v := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, val, ok := strings.Cut(l, "="); ok {
+			v[k] = val
+		}
+	}
+	return v
 }
 
 // Version is the manager's own ("252.38-1~deb12u1"), as over D-Bus. It
@@ -116,12 +192,7 @@ func (m *SystemctlManager) readManagerProps(ctx context.Context) (string, []stri
 	if err != nil {
 		return "", nil, err
 	}
-	v := map[string]string{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if k, val, ok := strings.Cut(l, "="); ok {
-			v[k] = val
-		}
-	}
+	v := showProps(out)
 	if strings.TrimSpace(v["Version"]) == "" {
 		return "", nil, errors.New("systemctl show: the manager reports no Version")
 	}
@@ -182,18 +253,15 @@ func (m *SystemctlManager) job(ctx context.Context, verb, unit string) error {
 }
 
 func (m *SystemctlManager) Status(ctx context.Context, unit string) (UnitStatus, error) {
-	props := []string{"LoadState", "ActiveState", "SubState", "Result", "NRestarts", "ExecMainPID",
-		"ExecMainCode", "ExecMainStatus", "InvocationID", "NeedDaemonReload", "StatusText"}
-	out, err := m.command(ctx, "systemctl", "show", "-p", strings.Join(props, ","), "--", unit)
+	out, err := m.command(ctx, "systemctl", "show", "-p", strings.Join(statusProps, ","), "--", unit)
 	if err != nil {
 		return UnitStatus{}, fmt.Errorf("status of %s: %w", unit, err)
 	}
-	v := map[string]string{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if k, val, ok := strings.Cut(l, "="); ok {
-			v[k] = val
-		}
-	}
+	return unitStatus(unit, showProps(out))
+}
+
+// unitStatus is the unit's status from its statusProps.
+func unitStatus(unit string, v map[string]string) (UnitStatus, error) {
 	if v["ActiveState"] == "" {
 		return UnitStatus{}, errors.New("status of " + unit + ": systemctl show answered no ActiveState")
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/unibus/unibus/internal/cli"
 	"github.com/unibus/unibus/internal/sshnode"
 	"github.com/unibus/unibus/provision"
+	"github.com/unibus/unibus/units"
 )
 
 // nodeAccess reaches the spec's nodes for one run: a node on this machine
@@ -128,4 +129,49 @@ func (a *nodeAccess) preconnect(s *provision.Spec) {
 			go a.client(n)
 		}
 	}
+}
+
+// observing is how plan and apply reach node n: its transport, and for a
+// remote node one that reads its files and its service in one session.
+func observing(ui cli.UI) func(n *provision.Node) (provision.Transport, error) {
+	return func(n *provision.Node) (provision.Transport, error) {
+		if n.Target.SSH == "" || n.Target.Manager != provision.Systemd {
+			return access().transport(n)
+		}
+		t, err := access().remote(n)
+		if err != nil {
+			return nil, err
+		}
+		return remoteNode{Transport: t, n: n, ui: ui}, nil
+	}
+}
+
+// remoteNode is a remote node's transport that also asks its systemd,
+// in the session that reads its files.
+type remoteNode struct {
+	*sshnode.Transport
+	n  *provision.Node
+	ui cli.UI
+}
+
+func (r remoteNode) SnapshotService(ctx context.Context, req provision.SnapshotRequest, unit string) (*provision.Snapshot, *provision.ServiceState, error) {
+	m, err := managerFor(r.n)
+	if err != nil {
+		return nil, nil, err
+	}
+	sm := m.(*units.SystemctlManager)
+	body, args := sm.ObserveShell(unit)
+	snap, out, runErr, err := r.SnapshotWith(ctx, req, body, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, stErr := sm.Observed(unit, out, runErr)
+	version := func() (string, error) {
+		if stErr != nil {
+			return "", stErr // the manager did not answer: neither did its version
+		}
+		return sm.Version(ctx) // read with the status
+	}
+	ss, err := serviceState(ctx, r.ui, r.n, sm, version, func() (units.UnitStatus, error) { return st, stErr })
+	return snap, ss, err
 }

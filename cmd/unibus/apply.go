@@ -164,7 +164,7 @@ func runApply(ctx context.Context, ui cli.UI, cmd *cobra.Command, r applyRun) er
 		return err
 	}
 	opts := provision.PlanOptions{SpecPath: abs, Vars: r.vars,
-		Observe: provision.ObserveOptions{Service: observeService(ui), Transport: access().transport}}
+		Observe: provision.ObserveOptions{Service: observeService(ui), Transport: observing(ui)}}
 	p, err := provision.MakePlan(ctx, spec, opts)
 	if err != nil {
 		return err

@@ -86,8 +86,7 @@ func observeService(ui cli.UI) provision.ServiceObserver {
 		if err != nil {
 			return nil, err
 		}
-		// The unit's status is asked beside the manager's version: over
-		// SSH, two sessions at once rather than one after the other.
+		// The unit's status is asked beside the manager's version.
 		type status struct {
 			st  units.UnitStatus
 			err error
@@ -97,31 +96,37 @@ func observeService(ui cli.UI) provision.ServiceObserver {
 			st, err := m.Status(ctx, unit)
 			stc <- status{st, err}
 		}()
-		v, err := m.Version(ctx)
-		if errors.As(err, new(*units.UnreachableError)) {
-			ui.Warnf("node %s: %v; the plan shows no service state", n.Name, err)
-			return nil, nil
-		}
-		if err != nil {
+		return serviceState(ctx, ui, n, m, func() (string, error) { return m.Version(ctx) },
+			func() (units.UnitStatus, error) { r := <-stc; return r.st, r.err })
+	}
+}
+
+// serviceState is the plan's view of a node's service from what its
+// manager answered: version, then the unit's status.
+func serviceState(ctx context.Context, ui cli.UI, n *provision.Node, m units.Manager, version func() (string, error), status func() (units.UnitStatus, error)) (*provision.ServiceState, error) {
+	v, err := version()
+	if errors.As(err, new(*units.UnreachableError)) {
+		ui.Warnf("node %s: %v; the plan shows no service state", n.Name, err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sd, ok := m.(unitPather); ok {
+		if err := checkSystemd(ctx, sd, n, v); err != nil {
 			return nil, err
 		}
-		if sd, ok := m.(unitPather); ok {
-			if err := checkSystemd(ctx, sd, n, v); err != nil {
-				return nil, err
-			}
-		}
-		r := <-stc
-		if r.err != nil {
-			return nil, r.err
-		}
-		st := r.st
-		ss := &provision.ServiceState{ActiveState: st.ActiveState, SubState: st.SubState, Manager: m.Name(), ManagerVersion: v}
-		if m.Name() == "systemd" && n.Target.Scope == units.User && n.Target.SSH == "" {
-			// (The exec manager enforces no sandboxing at all; apply says so.)
-			ss.NotEnforced = units.LocalUserManagerNotEnforced()
-		}
-		return ss, nil
 	}
+	st, err := status()
+	if err != nil {
+		return nil, err
+	}
+	ss := &provision.ServiceState{ActiveState: st.ActiveState, SubState: st.SubState, Manager: m.Name(), ManagerVersion: v}
+	if m.Name() == "systemd" && n.Target.Scope == units.User && n.Target.SSH == "" {
+		// (The exec manager enforces no sandboxing at all; apply says so.)
+		ss.NotEnforced = units.LocalUserManagerNotEnforced()
+	}
+	return ss, nil
 }
 
 // reachable refuses, before apply writes anything, a node whose service

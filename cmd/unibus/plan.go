@@ -53,7 +53,7 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes,
 				return err
 			}
 			p, err := provision.MakePlan(cmd.Context(), spec, provision.PlanOptions{SpecPath: abs, Vars: vars,
-				Observe: provision.ObserveOptions{Service: observeService(ui), Transport: access().transport}})
+				Observe: provision.ObserveOptions{Service: observeService(ui), Transport: observing(ui)}})
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package sshnode
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -124,6 +125,26 @@ func TestSnapshotMatchesLocal(t *testing.T) {
 		wantErr(t, err, "node1", p, "exactly one key")
 	} else if os.Getenv("CI") != "" {
 		t.Fatal("age-keygen not on PATH (make deps installs it)")
+	}
+
+	// Another command in the same session: its output, byte for byte
+	// (multibyte text counted in bytes), its failure, and the files read
+	// as without it.
+	{
+		tr, root := nodeRoot(t, c)
+		os.MkdirAll(filepath.Join(root, "etc/unibus"), 0o700)
+		os.WriteFile(filepath.Join(root, "etc/unibus/ca.crt"), []byte("ca\n"), 0o644)
+		snap, out, runErr, err := tr.SnapshotWith(ctx, req, `printf '%s\n' "$1"; echo "$2" >&2; exit 3`, "h\u00e9llo", "w\u00f6rld")
+		if err != nil || len(snap.Files) != 1 || string(snap.Public["etc/unibus/ca.crt"]) != "ca\n" {
+			t.Fatalf("snapshot with a command: %+v, %v", snap, err)
+		}
+		var ee *ExitError
+		if string(out) != "h\u00e9llo\nw\u00f6rld" || !errors.As(runErr, &ee) || ee.Status != 3 {
+			t.Fatalf("the command's output %q, error %v; want its bytes and exit status 3", out, runErr)
+		}
+		if _, out, runErr, err := tr.SnapshotWith(ctx, req, `echo "$@"`, "fine"); err != nil || runErr != nil || string(out) != "fine" {
+			t.Fatalf("a command that succeeds: %q, %v, %v", out, runErr, err)
+		}
 	}
 
 	// A root that does not exist yet: nothing, and no error.
