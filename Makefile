@@ -116,7 +116,7 @@ bench-systemd:
 # plan of 1 and 3 nodes over SSH (a real sshd on loopback) beside the
 # same folders planned locally (as root).
 bench-ssh:
-	$(GO) test -run '^$$' -bench BenchmarkPlanOverSSH -benchtime 5x -count 1 ./cmd/unibus
+	$(GO) test -run '^$$' -bench BenchmarkPlanOverSSH -benchtime 15x -count 1 ./cmd/unibus
 
 bench-exec:
 	$(GO) test -run '^$$' -bench BenchmarkExecStartToReady -benchtime 15x -count 1 ./units

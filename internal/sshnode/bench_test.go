@@ -96,4 +96,34 @@ func BenchmarkMux(b *testing.B) {
 			}
 		})
 	}
+	// Three sessions at once, as a plan of three nodes opens them: what
+	// sshd's sessions cost by themselves (true), beside a plan's read of
+	// a node (a snapshot with the manager's query), both through the mux.
+	tr, err := mc.Transport("/nonexistent/root")
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := provision.SnapshotRequest{Paths: []string{"etc/unibus"}, PublicDirs: []string{"etc/systemd/system"},
+		PublicExt: ".crt", Identity: "etc/unibus/age-identity"}
+	for name, f := range map[string]func() error{
+		"3-sessions-true": func() error { _, err := mc.Run(ctx, []string{"true"}, nil); return err },
+		"3-sessions-snapshot": func() error {
+			_, _, _, err := tr.SnapshotWith(ctx, req, `[ -S /nonexistent/socket ] || exit 1`)
+			return err
+		},
+	} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				errs := make(chan error, 3)
+				for range 3 {
+					go func() { errs <- f() }()
+				}
+				for range 3 {
+					if err := <-errs; err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
 }

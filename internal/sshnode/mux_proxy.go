@@ -67,13 +67,19 @@ func proxyChannel(up ssh.Conn, nc ssh.NewChannel, sessions chan struct{}) {
 		upCh.CloseWrite()
 	}()
 	// The run's requests (exec, env, signal), answered by sshd; the run
-	// closing its channel closes the node's.
+	// closing its channel closes the node's. replied is held while a
+	// reply is on its way: a command that ends at once has sshd send the
+	// exec's reply, its exit status and the close back to back, and the
+	// close passed on before the reply left the run's exec with EOF.
+	var replied sync.Mutex
 	go func() {
 		for r := range downReqs {
+			replied.Lock()
 			ok, err := upCh.SendRequest(r.Type, r.WantReply, r.Payload)
 			if r.WantReply {
 				r.Reply(ok && err == nil, nil)
 			}
+			replied.Unlock()
 		}
 		upCh.Close()
 	}()
@@ -88,5 +94,7 @@ func proxyChannel(up ssh.Conn, nc ssh.NewChannel, sessions chan struct{}) {
 	}
 	// sshd closed the channel: its output has ended too.
 	<-output
+	replied.Lock() // (a reply under way goes first)
 	downCh.Close()
+	replied.Unlock()
 }

@@ -112,7 +112,6 @@ func TestMuxSharesConnection(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-
 	// The tunnel to the node's loopback.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -138,6 +137,34 @@ func TestMuxSharesConnection(t *testing.T) {
 
 	if n := logins(s); n != before {
 		t.Fatalf("%d logins, want %d: the runs through the mux logged in again:\n%s", n, before, s.Log())
+	}
+}
+
+// Commands that end at once, three at a time as a plan of three nodes
+// runs them: sshd sends the exec's reply, the exit status and the close
+// back to back, and the close must not overtake the reply (the run's exec
+// got EOF). A /bin/sh login: root's ~/.bashrc here is too slow to race.
+func TestMuxFastCommands(t *testing.T) {
+	s := sshdtest.Start(t, sshdtest.Options{})
+	s.EnsurePlainUser(t)
+	r, _ := newMuxTest(t, s)
+	target := sshdtest.PlainUser + "@" + s.Addr
+	r.client(t, target, Options{})
+	waitMux(t, r.files(t, target))
+	c := r.client(t, target, Options{})
+	if !viaMux(c) {
+		t.Fatalf("the second run dialled again; warnings: %s", r.warnings())
+	}
+	for i := 0; i < 300; i += 3 {
+		errs := make(chan error, 3)
+		for range 3 {
+			go func() { _, err := c.Run(context.Background(), []string{"true"}, nil); errs <- err }()
+		}
+		for range 3 {
+			if err := <-errs; err != nil {
+				t.Fatalf("true through the mux, round %d: %v", i/3, err)
+			}
+		}
 	}
 }
 

@@ -19,9 +19,13 @@ func quote(s string) string {
 }
 
 // command is argv as one line for the login shell, under sudo -n when the
-// client runs as another user for the node's files.
+// client runs as another user for the node's files. The shell execs it
+// rather than waiting on it (dash, a Debian login's sh, would fork): one
+// process fewer per session; every login shell (sh, bash, zsh, fish)
+// knows exec.
 func (c *Client) command(argv []string) string {
 	var b strings.Builder
+	b.WriteString("exec ")
 	if c.o.Sudo {
 		b.WriteString("sudo -n -- ")
 	}

@@ -150,11 +150,11 @@ func TestSudo(t *testing.T) {
 // dash and bash): said so, with the fix.
 func TestSudoNotInstalled(t *testing.T) {
 	c := &Client{name: "n1", target: Target{User: "ops"}, o: Options{Sudo: true}}
-	for _, stderr := range []string{"sh: 1: sudo: not found\n", "bash: line 1: sudo: command not found\n"} {
+	for _, stderr := range []string{"sh: 1: exec: sudo: not found\n", "bash: line 1: exec: sudo: not found\n"} {
 		wantErr(t, c.sudoErr(127, stderr), "node n1: sudo is not installed there", "allow ops passwordless sudo, or log in as root")
 	}
 	for status, stderr := range map[int]string{
-		127: "sh: 1: age-keygen: not found\n",
+		127: "sh: 1: exec: age-keygen: not found\n",
 		2:   "sudo: unable to resolve host magnus: Name or service not known\nmembershipd: bad flag\n",
 	} {
 		if err := c.sudoErr(status, stderr); err != nil {
