@@ -123,8 +123,7 @@ func observeNode(ctx context.Context, s *Spec, n *Node, o ObserveOptions) (*Node
 	st := &NodeState{Node: n.Name, Files: map[string]FileState{}, Certs: map[string]CertState{},
 		Units: map[string][]byte{}, IdentityPath: path.Join(n.Target.Root, ageIdentityPath(n.Target))}
 	unitDir := n.Target.Scope.UnitDir()
-	req := SnapshotRequest{Paths: ownedPaths(s, n), PublicDirs: []string{unitDir},
-		PublicExt: ".crt", Identity: ageIdentityPath(n.Target)}
+	req := ObserveRequest(s, n)
 	var snap *Snapshot
 	if ss, ok := t.(ServiceSnapshotter); ok && o.Service != nil {
 		if snap, st.Service, err = ss.SnapshotService(ctx, req, s.UnitNameFor(n)); err != nil {
@@ -172,6 +171,13 @@ func observeNode(ctx context.Context, s *Spec, n *Node, o ObserveOptions) (*Node
 		}
 	}
 	return st, nil
+}
+
+// ObserveRequest is what observation reads of node n: the paths unibus
+// owns there, the units and certificates among them, the age identity.
+func ObserveRequest(s *Spec, n *Node) SnapshotRequest {
+	return SnapshotRequest{Paths: ownedPaths(s, n), PublicDirs: []string{n.Target.Scope.UnitDir()},
+		PublicExt: ".crt", Identity: ageIdentityPath(n.Target)}
 }
 
 // knownUnits are every unit name unibus has rendered: a node that moves

@@ -40,7 +40,9 @@ Exit status: 0 success, 1 error; with -detailed-exitcode, 0 no changes,
 			if err != nil {
 				return err
 			}
-			access().preconnect(spec)
+			// Plan only reads, and takes no lock: what it reads of the
+			// nodes can start now (apply reads them under its lock).
+			access().prefetch(spec)
 			op, _, err := loadOperator(ui, false)
 			if err != nil {
 				return err
