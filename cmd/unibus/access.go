@@ -118,7 +118,11 @@ func (a *nodeAccess) client(n *provision.Node) (*sshnode.Client, error) {
 	if n.Target.Sudo {
 		p = a.sudo
 	}
-	return p.Client(context.Background(), n.Name, n.Target.SSH)
+	c, err := p.Client(context.Background(), n.Name, n.Target.SSH)
+	if err != nil {
+		return nil, err
+	}
+	return c.For(n.Name), nil
 }
 
 // preconnect dials every remote node's target in the background, so the

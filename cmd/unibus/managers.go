@@ -24,22 +24,24 @@ var systemdManagers = struct {
 	m map[units.Scope]*units.SystemdManager
 }{m: map[units.Scope]*units.SystemdManager{}}
 
-// sshManagers holds one SystemctlManager per connection and scope for the
-// run, so what the manager says of itself is asked once.
+// sshManagers holds one SystemctlManager per remote node and scope for
+// the run, so what the manager says of itself is asked once.
 var sshManagers = struct {
 	sync.Mutex
 	m map[sshManagerKey]*units.SystemctlManager
 }{m: map[sshManagerKey]*units.SystemctlManager{}}
 
 type sshManagerKey struct {
-	c     *sshnode.Client
+	node  string
 	scope units.Scope
 }
 
-func sshManager(c *sshnode.Client, scope units.Scope) *units.SystemctlManager {
+// sshManager is node's manager over c: one per node (c names it in
+// errors), even where nodes share a host.
+func sshManager(node string, c *sshnode.Client, scope units.Scope) *units.SystemctlManager {
 	sshManagers.Lock()
 	defer sshManagers.Unlock()
-	k := sshManagerKey{c, scope}
+	k := sshManagerKey{node, scope}
 	if sshManagers.m[k] == nil {
 		sshManagers.m[k] = units.NewSystemctlManager(scope, c)
 	}
@@ -56,7 +58,7 @@ func managerFor(n *provision.Node) (units.Manager, error) {
 		if err != nil {
 			return nil, err
 		}
-		return sshManager(c, n.Target.Scope), nil
+		return sshManager(n.Name, c, n.Target.Scope), nil
 	}
 	switch n.Target.Manager {
 	case provision.Exec:

@@ -205,5 +205,16 @@ func readKey(file string) (ssh.Signer, error) {
 // Name is the node's name, as errors give it.
 func (c *Client) Name() string { return c.name }
 
+// For is c for node: the same connection (and its bound on sessions),
+// with errors naming node. Nodes that share a host share its one
+// connection, and an error must name the node it is about, not the one
+// that happened to dial. Close the connection through c (or its Pool),
+// not through what For returns.
+func (c *Client) For(node string) *Client {
+	d := *c
+	d.name = node
+	return &d
+}
+
 // Close ends the connection.
 func (c *Client) Close() error { return c.conn.Close() }

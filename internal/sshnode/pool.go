@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -33,9 +34,10 @@ type Pool struct {
 }
 
 type poolEntry struct {
-	once sync.Once
-	c    *Client
-	err  error
+	once   sync.Once
+	c      *Client
+	err    error
+	dialer string // the node whose use dialled, which err names
 }
 
 // Client is the connection to target for node name, dialled once.
@@ -50,9 +52,33 @@ func (p *Pool) Client(ctx context.Context, name, target string) (*Client, error)
 		p.conns[target] = e
 	}
 	p.mu.Unlock()
-	e.once.Do(func() { e.c, e.err = p.dial(ctx, name, target) })
+	e.once.Do(func() {
+		e.dialer = name
+		e.c, e.err = p.dial(ctx, name, target)
+	})
+	if e.err != nil && name != e.dialer {
+		return nil, renamed(e.err, e.dialer, name)
+	}
 	return e.c, e.err
 }
+
+// renamed is a dial error of node from told of node to, which shares its
+// host: "node n1: cannot reach ..." for n2 reads "node n2: ...".
+func renamed(err error, from, to string) error {
+	msg, ok := strings.CutPrefix(err.Error(), "node "+from+": ")
+	if !ok {
+		return err
+	}
+	return &renamedError{msg: "node " + to + ": " + msg, err: err}
+}
+
+type renamedError struct {
+	msg string
+	err error
+}
+
+func (e *renamedError) Error() string { return e.msg }
+func (e *renamedError) Unwrap() error { return e.err }
 
 // dial reaches target through its mux when one serves it; otherwise
 // directly, starting a mux for the next runs.

@@ -193,3 +193,30 @@ func TestPoolDialsOnce(t *testing.T) {
 		t.Fatalf("%d logins for one target, want 1:\n%s", n, s.Log())
 	}
 }
+
+// Nodes sharing a host share its connection, and each error names the
+// node it is about: a dial that failed for n1 reads "node n2" for n2,
+// and a command run for n2 fails as n2's.
+func TestPoolNamesEachNode(t *testing.T) {
+	s := sshdtest.Start(t, sshdtest.Options{})
+	p := &Pool{Options: Options{KnownHosts: s.KnownHosts, KeyFile: s.UserKey}}
+	defer p.Close()
+	ctx := context.Background()
+	c1, err := p.Client(ctx, "n1", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := p.Client(ctx, "n2", s.Addr)
+	_, err = c2.For("n2").Run(ctx, []string{"sh", "-c", "exit 5"}, nil)
+	wantErr(t, err, "node n2: sh: exit status 5")
+	if c1.For("n2").Name() != "n2" || c1.Name() != "n1" {
+		t.Fatalf("For renamed the shared client: %s, %s", c1.For("n2").Name(), c1.Name())
+	}
+
+	bad := &Pool{Options: Options{KnownHosts: s.KnownHosts, KeyFile: s.UserKey}}
+	addr := "127.0.0.1:1"
+	_, err1 := bad.Client(ctx, "n1", addr)
+	_, err2 := bad.Client(ctx, "n2", addr)
+	wantErr(t, err1, "node n1: cannot reach "+addr)
+	wantErr(t, err2, "node n2: cannot reach "+addr)
+}
