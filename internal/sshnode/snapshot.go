@@ -115,7 +115,7 @@ func (t *Transport) SnapshotWith(ctx context.Context, r provision.SnapshotReques
 	}
 	var runErr error
 	if ran.status != 0 {
-		runErr = t.c.opErr("the command run beside the files", &ExitError{Status: ran.status, Stderr: string(ran.out)})
+		runErr = &ExitError{Status: ran.status, Stderr: string(ran.out)} // the caller says whose
 	}
 	return snap, ran.out, runErr, nil
 }

@@ -440,14 +440,32 @@ func inProcess(err error) bool {
 // down drops the proposal, and nats.go would wait its whole 5s default).
 // Until ctx ends (5s when it has no deadline); it then fails with ctx's
 // error, which the API answers as unavailable: retry later.
-func create(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) (uint64, error) {
-	return retryWrite(ctx, kv, key, value, jetstream.ErrKeyExists,
-		func(ctx context.Context) (uint64, error) { return kv.Create(ctx, key, value) })
+//
+// It writes as kv.Create does (expecting no message for the key, else
+// over a delete marker) but reads the key from the stream leader: after
+// any failed write nats.go's Create reads it with a direct get, which
+// nats-server v2.15.2 answers reading its options unlocked
+// (stream.go getDirectRequest, s.opts.MaxPending) while the daemon's bus
+// user updates replace them (ReloadOptions): a data race in the server
+// that the race detector reported once in a CI run.
+func (s *KV) create(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) (uint64, error) {
+	return s.retryWrite(ctx, kv, key, value, jetstream.ErrKeyExists, func(ctx context.Context) (uint64, error) {
+		rev, err := kv.Update(ctx, key, value, 0)
+		if err == nil || inProcess(err) || !errors.Is(err, jetstream.ErrKeyExists) {
+			return rev, err
+		}
+		// The key has a message: its value, or the marker of a key
+		// deleted since, which a create may write over.
+		if e, gerr := s.leaderGet(ctx, kv.Bucket(), key); gerr == nil && e.deleted {
+			return kv.Update(ctx, key, value, e.revision)
+		}
+		return rev, err
+	})
 }
 
 // update is kv.Update with create's retries.
-func update(ctx context.Context, kv jetstream.KeyValue, key string, value []byte, last uint64) (uint64, error) {
-	return retryWrite(ctx, kv, key, value, jetstream.ErrKeyRevisionMismatch,
+func (s *KV) update(ctx context.Context, kv jetstream.KeyValue, key string, value []byte, last uint64) (uint64, error) {
+	return s.retryWrite(ctx, kv, key, value, jetstream.ErrKeyRevisionMismatch,
 		func(ctx context.Context) (uint64, error) { return kv.Update(ctx, key, value, last) })
 }
 
@@ -455,7 +473,7 @@ func update(ctx context.Context, kv jetstream.KeyValue, key string, value []byte
 // write on a loopback cluster is acknowledged in about a millisecond.
 const attemptTimeout = time.Second
 
-func retryWrite(ctx context.Context, kv jetstream.KeyValue, key string, value []byte, refusal error, write func(context.Context) (uint64, error)) (uint64, error) {
+func (s *KV) retryWrite(ctx context.Context, kv jetstream.KeyValue, key string, value []byte, refusal error, write func(context.Context) (uint64, error)) (uint64, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
@@ -475,8 +493,8 @@ func retryWrite(ctx context.Context, kv jetstream.KeyValue, key string, value []
 		case unacked && errors.Is(err, refusal):
 			// An attempt whose acknowledgement was lost may have landed:
 			// the key holding exactly our bytes says it did.
-			if e, gerr := kv.Get(ctx, key); gerr == nil && bytes.Equal(e.Value(), value) {
-				return e.Revision(), nil
+			if e, gerr := s.get(ctx, kv.Bucket(), key); gerr == nil && bytes.Equal(e.value, value) {
+				return e.revision, nil
 			}
 			return rev, err
 		case ctx.Err() == nil && unanswered(err):
@@ -516,7 +534,7 @@ func (s *KV) casUpdate(ctx context.Context, kv jetstream.KeyValue, bucket, key s
 		if err != nil {
 			return 0, err
 		}
-		rev, err := update(ctx, kv, key, value, e.revision)
+		rev, err := s.update(ctx, kv, key, value, e.revision)
 		if err == nil {
 			return rev, nil
 		}

@@ -107,7 +107,7 @@ func (s *KV) createMember(ctx context.Context, m Member) error {
 	}
 	exists := fmt.Errorf("member %q or its signing key: %w", m.Handle, ErrExists)
 	idxKey := signPubKey(m.SignPub)
-	idxRev, err := create(ctx, s.index, idxKey, []byte(m.Handle))
+	idxRev, err := s.create(ctx, s.index, idxKey, []byte(m.Handle))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		idxRev, err = s.takeOver(ctx, idxKey, m.Handle, func(owner string) (bool, error) {
 			o, err := s.Member(ctx, owner)
@@ -124,7 +124,7 @@ func (s *KV) createMember(ctx context.Context, m Member) error {
 		return fmt.Errorf("member %q: reserve signing key: %w", m.Handle, err)
 	}
 	value, _ := json.Marshal(m)
-	memberRev, err := create(ctx, s.members, m.Handle, value)
+	memberRev, err := s.create(ctx, s.members, m.Handle, value)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		// The handle is taken; give the key back unless it already was
 		// this handle's (a retry of a create that half happened).
@@ -145,7 +145,7 @@ func (s *KV) createMember(ctx context.Context, m Member) error {
 	if m.Role == RoleAdmin {
 		// Marks that an admin exists, for HasAdmin's fast path and so a
 		// later CreateFirstAdmin is refused.
-		if _, err := create(ctx, s.index, firstAdminKey, []byte(m.Handle)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		if _, err := s.create(ctx, s.index, firstAdminKey, []byte(m.Handle)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("member %q: mark first admin: %w", m.Handle, err)
 		}
 	}
@@ -160,7 +160,7 @@ func (s *KV) takeOver(ctx context.Context, key, handle string, live func(owner s
 	e, err := s.get(ctx, BucketIndex, key)
 	if errors.Is(err, ErrNotFound) {
 		// Deleted since: try the create once more.
-		rev, err := create(ctx, s.index, key, []byte(handle))
+		rev, err := s.create(ctx, s.index, key, []byte(handle))
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return 0, ErrExists
 		}
@@ -180,7 +180,7 @@ func (s *KV) takeOver(ctx context.Context, key, handle string, live func(owner s
 	if ok || time.Since(e.created) < orphanGrace {
 		return 0, ErrExists
 	}
-	rev, err := update(ctx, s.index, key, []byte(handle), e.revision)
+	rev, err := s.update(ctx, s.index, key, []byte(handle), e.revision)
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, ErrExists
 	}
@@ -240,7 +240,7 @@ func (s *KV) CreateFirstAdmin(ctx context.Context, m Member) error {
 	} else if has {
 		return exists
 	}
-	_, err := create(ctx, s.index, firstAdminKey, []byte(m.Handle))
+	_, err := s.create(ctx, s.index, firstAdminKey, []byte(m.Handle))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		_, err = s.takeOver(ctx, firstAdminKey, m.Handle, func(owner string) (bool, error) {
 			o, err := s.Member(ctx, owner)
@@ -302,7 +302,7 @@ func (s *KV) CreateRoom(ctx context.Context, r Room) error {
 
 func (s *KV) createRoom(ctx context.Context, kr kvRoom) error {
 	value, _ := json.Marshal(kr)
-	_, err := create(ctx, s.rooms, kr.ID, value)
+	_, err := s.create(ctx, s.rooms, kr.ID, value)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("room %q: %w", kr.ID, ErrExists)
 	}
@@ -537,7 +537,7 @@ func (s *KV) AddBlob(ctx context.Context, sum, room string, size int64) error {
 	if _, _, err := s.kvRoom(ctx, room); err != nil {
 		return err
 	}
-	_, err := create(ctx, s.blobIndex, blobKey(sum, room), []byte(`{"size":`+strconv.FormatInt(size, 10)+`}`))
+	_, err := s.create(ctx, s.blobIndex, blobKey(sum, room), []byte(`{"size":`+strconv.FormatInt(size, 10)+`}`))
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("blob %s in room %q: %w", sum, room, err)
 	}
@@ -564,7 +564,7 @@ func (s *KV) UseNonce(ctx context.Context, key string, expires time.Time) error 
 		return fmt.Errorf("nonce valid for %s but the nonce bucket keeps nonces only %s: raise the store's NonceTTL", d.Round(time.Second), s.opts.NonceTTL)
 	}
 	sum := sha256.Sum256([]byte(key))
-	_, err := create(ctx, s.nonces, hex.EncodeToString(sum[:]), strconv.AppendInt(nil, expires.Unix(), 10))
+	_, err := s.create(ctx, s.nonces, hex.EncodeToString(sum[:]), strconv.AppendInt(nil, expires.Unix(), 10))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return ErrReplay
 	}

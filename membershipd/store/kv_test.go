@@ -454,3 +454,43 @@ func TestKVCluster(t *testing.T) {
 		}
 	})
 }
+
+// TestKVCreateOverDeletedKey: create writes a key that has no message, or
+// only the marker of a delete or purge (a rolled-back create, a removed
+// sealed key), and refuses one that holds a value, as nats.go's Create
+// does, but reading the key from the stream leader instead of a direct
+// get (see create).
+func TestKVCreateOverDeletedKey(t *testing.T) {
+	ctx := testCtx(t)
+	s := openTestKV(t, testConnect(t, testJetStream(t)), KVOptions{Replicas: 1})
+	get := func(key string) string {
+		e, err := s.get(ctx, BucketMembers, key)
+		if err != nil {
+			t.Fatalf("get %s: %v", key, err)
+		}
+		return string(e.value)
+	}
+	if _, err := s.create(ctx, s.members, "k", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.create(ctx, s.members, "k", []byte("two")); !errors.Is(err, jetstream.ErrKeyExists) {
+		t.Fatalf("create over a value: %v, want ErrKeyExists", err)
+	}
+	if v := get("k"); v != "one" {
+		t.Fatalf("k = %q after a refused create, want one", v)
+	}
+	for _, gone := range []func() error{
+		func() error { return s.members.Delete(ctx, "k") },
+		func() error { return s.members.Purge(ctx, "k") },
+	} {
+		if err := gone(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.create(ctx, s.members, "k", []byte("again")); err != nil {
+			t.Fatalf("create over a removed key: %v", err)
+		}
+		if v := get("k"); v != "again" {
+			t.Fatalf("k = %q, want again", v)
+		}
+	}
+}

@@ -97,7 +97,7 @@ func Migrate(ctx context.Context, from *SQLite, to *KV, toBlobs *ObjectBlobs) (M
 		sum.Members.Present++
 		if m.Role == RoleAdmin {
 			// A KV written by hand or by an older tool may lack the marker.
-			if _, err := create(ctx, to.index, firstAdminKey, []byte(m.Handle)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			if _, err := to.create(ctx, to.index, firstAdminKey, []byte(m.Handle)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 				return sum, fmt.Errorf("member %s: mark first admin: %w", m.Handle, err)
 			}
 		}
@@ -155,7 +155,7 @@ func Migrate(ctx context.Context, from *SQLite, to *KV, toBlobs *ObjectBlobs) (M
 			}
 			name := sealedKeyName(r.ID, h)
 			value, _ := json.Marshal(k)
-			_, err = create(ctx, to.sealed, name, value)
+			_, err = to.create(ctx, to.sealed, name, value)
 			if err == nil {
 				sum.SealedKeys.Created++
 				continue
