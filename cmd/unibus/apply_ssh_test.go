@@ -40,22 +40,11 @@ func TestApplyOverSSH(t *testing.T) {
 	systemdtest.Need(t)
 	sshdtest.Need(t)
 	dir := systemdtest.Dir(t)
-	var hosts []sshHost
-	var knownHosts []byte
-	for i := 1; i <= 3; i++ {
-		root := filepath.Join(dir, fmt.Sprintf("host%d", i))
-		h := systemdtest.Start(t, systemdtest.Options{ConfigDirs: []string{filepath.Join(root, ".config")}})
-		s := sshdtest.Start(t, sshdtest.Options{Prefix: h.Nsenter()})
-		kh, err := os.ReadFile(s.KnownHosts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		knownHosts = append(knownHosts, kh...)
-		hosts = append(hosts, sshHost{h: h, sshd: s, root: root})
-	}
 	work := t.TempDir()
-	khFile := filepath.Join(work, "known_hosts")
-	os.WriteFile(khFile, knownHosts, 0o600)
+	hosts, khFile := startSSHHosts(t, work, func(i int) (systemdtest.Options, string) {
+		root := filepath.Join(dir, fmt.Sprintf("host%d", i))
+		return systemdtest.Options{ConfigDirs: []string{filepath.Join(root, ".config")}}, root
+	})
 
 	bin, err := testbin.MembershipdIn(dir)
 	if err != nil {
@@ -71,13 +60,9 @@ func TestApplyOverSSH(t *testing.T) {
 	}
 	specDir := filepath.Join(work, "spec")
 	os.MkdirAll(specDir, 0o755)
-	// Every host takes the same user key (one operator).
 	env := append(os.Environ(), "UNIBUS_IDENTITY="+filepath.Join(work, "identity"),
 		"UNIBUS_SSH_KEY="+hosts[0].sshd.UserKey, "UNIBUS_SSH_KNOWN_HOSTS="+khFile,
 		"XDG_RUNTIME_DIR=", "DBUS_SESSION_BUS_ADDRESS=")
-	for _, hs := range hosts[1:] {
-		hs.sshd.Authorize(t, hosts[0].sshd.UserKey+".pub")
-	}
 	target := func(i int) string { return "root@" + hosts[i-1].sshd.Addr }
 	writeSpec := func(monitor bool) {
 		// Each node's root is its host's folder, which its manager loads.
@@ -201,6 +186,42 @@ func TestApplyOverSSH(t *testing.T) {
 	if n := active(); n != 0 {
 		t.Fatalf("after down over ssh, %d hosts still run membershipd-cluster.service", n)
 	}
+}
+
+// startSSHHosts starts three "hosts": each a real systemd manager in a
+// mount namespace of its own (opts(i) shapes host i, and names its root
+// as the test sees it) and a real sshd serving that namespace with its
+// own host key. Every host takes the first host's user key (one
+// operator); the known_hosts file that knows all three is in work.
+func startSSHHosts(t *testing.T, work string, opts func(i int) (systemdtest.Options, string)) ([]sshHost, string) {
+	t.Helper()
+	var hosts []sshHost
+	var knownHosts []byte
+	for i := 1; i <= 3; i++ {
+		o, root := opts(i)
+		h := systemdtest.Start(t, o)
+		s := sshdtest.Start(t, sshdtest.Options{Prefix: h.Nsenter()})
+		kh, err := os.ReadFile(s.KnownHosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		knownHosts = append(knownHosts, kh...)
+		if root == "" {
+			root = h.HostPath("/")
+		}
+		hosts = append(hosts, sshHost{h: h, sshd: s, root: root})
+	}
+	for _, hs := range hosts {
+		hs.sshd.EnsurePlainUser(t) // (a login that is not root may be used)
+		if hs.sshd != hosts[0].sshd {
+			hs.sshd.Authorize(t, hosts[0].sshd.UserKey+".pub")
+		}
+	}
+	khFile := filepath.Join(work, "known_hosts")
+	if err := os.WriteFile(khFile, knownHosts, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return hosts, khFile
 }
 
 // nodeFiles is the SHA-256 of every file apply installed on the hosts (its

@@ -32,26 +32,10 @@ func TestApplySystemScopeOverSSH(t *testing.T) {
 	sshdtest.Need(t)
 	sshdtest.EnsurePlainAccount(t) // before any /etc overlay
 	dir := systemdtest.Dir(t)
-	var hosts []sshHost
-	var knownHosts []byte
-	for range 3 {
-		h := systemdtest.Start(t, systemdtest.Options{System: true,
-			Sudoers: sshdtest.PlainUser + " ALL=(root) NOPASSWD: ALL"})
-		s := sshdtest.Start(t, sshdtest.Options{Prefix: h.Nsenter()})
-		s.EnsurePlainUser(t)
-		kh, err := os.ReadFile(s.KnownHosts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		knownHosts = append(knownHosts, kh...)
-		hosts = append(hosts, sshHost{h: h, sshd: s, root: h.HostPath("/")})
-	}
-	for _, hs := range hosts[1:] {
-		hs.sshd.Authorize(t, hosts[0].sshd.UserKey+".pub")
-	}
 	work := t.TempDir()
-	khFile := filepath.Join(work, "known_hosts")
-	os.WriteFile(khFile, knownHosts, 0o600)
+	hosts, khFile := startSSHHosts(t, work, func(int) (systemdtest.Options, string) {
+		return systemdtest.Options{System: true, Sudoers: sshdtest.PlainUser + " ALL=(root) NOPASSWD: ALL"}, ""
+	})
 	bin, err := testbin.MembershipdIn(dir)
 	if err != nil {
 		t.Fatal(err)
