@@ -41,7 +41,7 @@ func TestSystemScopeUnderSystemd(t *testing.T) {
 	op, _ := age.GenerateX25519Identity()
 	var ports []string
 	for range 12 {
-		ports = append(ports, strconv.Itoa(freePort(t)))
+		ports = append(ports, strconv.Itoa(scripttest.Port(t)))
 	}
 	specDir := copySpec(t, "testdata/systemscope")
 	vars := map[string]string{"ports": strings.Join(ports, ","), "roots": filepath.Join(dir, "roots"), "binary": bin, "operator": op.Recipient().String()}
@@ -116,14 +116,6 @@ func TestSystemScopeUnderSystemd(t *testing.T) {
 			t.Errorf("%s exposure %s, want <= 1.0:\n%s", unit, score[1], out)
 		}
 	}
-}
-
-func freePort(t *testing.T) int {
-	p, err := scripttest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func tlsClient(t *testing.T, caFile string) *http.Client {

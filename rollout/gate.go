@@ -168,20 +168,28 @@ func progressOf(round []Sample, elapsed time.Duration, streak, samples int) Prog
 
 // poll takes one sample of node n.
 func poll(ctx context.Context, n Node, timeout time.Duration, expectServers int) Sample {
+	readyStatus, readyBody, healthBody, err := ask(ctx, n, timeout)
+	if err != nil {
+		return Sample{Node: n.Name, Problem: "not answering: " + err.Error()}
+	}
+	return judge(n.Name, readyStatus, readyBody, healthBody, expectServers)
+}
+
+// ask reads node n's /readyz (status and body) and /healthz: what every
+// sample is judged from.
+func ask(ctx context.Context, n Node, timeout time.Duration) (readyStatus int, ready, health []byte, err error) {
 	client := n.Client
 	if client == nil {
 		client = http.DefaultClient
 	}
 	base := strings.TrimSuffix(n.BaseURL, "/")
-	readyStatus, readyBody, err := get(ctx, client, base+"/readyz", timeout)
-	if err != nil {
-		return Sample{Node: n.Name, Problem: "not answering: " + err.Error()}
+	if readyStatus, ready, err = get(ctx, client, base+"/readyz", timeout); err != nil {
+		return 0, nil, nil, err
 	}
-	_, healthBody, err := get(ctx, client, base+"/healthz", timeout)
-	if err != nil {
-		return Sample{Node: n.Name, Problem: "not answering: " + err.Error()}
+	if _, health, err = get(ctx, client, base+"/healthz", timeout); err != nil {
+		return 0, nil, nil, err
 	}
-	return judge(n.Name, readyStatus, readyBody, healthBody, expectServers)
+	return readyStatus, ready, health, nil
 }
 
 func get(ctx context.Context, client *http.Client, url string, timeout time.Duration) (int, []byte, error) {

@@ -3,8 +3,6 @@ package rollout
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"strings"
 	"time"
 )
 
@@ -42,16 +40,7 @@ func Probe(ctx context.Context, n Node, timeout time.Duration, expectServers int
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	client := n.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	base := strings.TrimSuffix(n.BaseURL, "/")
-	readyStatus, readyBody, err := get(ctx, client, base+"/readyz", timeout)
-	if err != nil {
-		return Sample{Node: n.Name, Problem: "not answering: " + err.Error()}, nil, err
-	}
-	_, healthBody, err := get(ctx, client, base+"/healthz", timeout)
+	readyStatus, readyBody, healthBody, err := ask(ctx, n, timeout)
 	if err != nil {
 		return Sample{Node: n.Name, Problem: "not answering: " + err.Error()}, nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/unibus/unibus/client"
+	"github.com/unibus/unibus/internal/scripttest"
 	"github.com/unibus/unibus/internal/sshdtest"
 	"github.com/unibus/unibus/internal/systemdtest"
 	"github.com/unibus/unibus/internal/testbin"
@@ -56,7 +57,7 @@ func TestApplyOverSSH(t *testing.T) {
 	}
 	var ports []int
 	for range 12 {
-		ports = append(ports, freePort(t))
+		ports = append(ports, scripttest.Port(t))
 	}
 	specDir := filepath.Join(work, "spec")
 	os.MkdirAll(specDir, 0o755)

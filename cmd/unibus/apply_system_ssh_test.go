@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unibus/unibus/internal/scripttest"
 	"github.com/unibus/unibus/internal/sshdtest"
 	"github.com/unibus/unibus/internal/systemdtest"
 	"github.com/unibus/unibus/internal/testbin"
@@ -46,7 +47,7 @@ func TestApplySystemScopeOverSSH(t *testing.T) {
 	}
 	var ports []int
 	for range 12 {
-		ports = append(ports, freePort(t))
+		ports = append(ports, scripttest.Port(t))
 	}
 	target := func(i int) string { return sshdtest.PlainUser + "@" + hosts[i-1].sshd.Addr }
 	spec := sshSpecTo(3, dir, target, ports, bin, false)

@@ -96,7 +96,7 @@ func applyOnce(b *testing.B, unibus, bin, roots, mgr string, spec []byte, env []
 	}
 	ports := make([]string, 12)
 	for i := range ports {
-		ports[i] = strconv.Itoa(freePort(b))
+		ports[i] = strconv.Itoa(scripttest.Port(b))
 	}
 	vars := []string{"-var", "ports=" + strings.Join(ports, ","), "-var", "binary=" + bin, "-var", "roots=" + roots, "-var", "manager=" + mgr}
 	env = append(env, "UNIBUS_IDENTITY="+filepath.Join(work, "identity"))
@@ -123,15 +123,6 @@ func applyOnce(b *testing.B, unibus, bin, roots, mgr string, spec []byte, env []
 	}
 	d := time.Since(t0)
 	return d, unibusRun(append(append([]string{"down"}, vars...), specDir)...)
-}
-
-// freePort is a port for a daemon to bind later (scripttest.FreePort).
-func freePort(b testing.TB) int {
-	p, err := scripttest.FreePort()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return p
 }
 
 func caClient(caFile string) (*http.Client, error) {

@@ -151,6 +151,12 @@ func TestPlanOverSSH(t *testing.T) {
 		t.Fatalf("plan over ssh differs from the local plan of the same folders:\n--- ssh\n%s\n--- local\n%s", remote, local)
 	}
 	t.Logf("plan of 3 nodes: local %s, over ssh %s", dl.Round(time.Millisecond), dr.Round(time.Millisecond))
+	// One login for the host, one session per node: each node's files,
+	// certificates, identity and systemd are read in one round trip, and
+	// what plan read early is not read again.
+	if logins, sessions := strings.Count(s.Log(), "Accepted publickey"), strings.Count(s.Log(), "Starting session:"); logins != 1 || sessions != 3 {
+		t.Fatalf("plan of 3 nodes on one host: %d logins and %d sessions, want 1 and 3:\n%s", logins, sessions, s.Log())
+	}
 
 	// What is on the node is what plan reads.
 	unit := filepath.Join(roots, "n2", ".config", "systemd", "user", "membershipd-n2.service")

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/unibus/unibus/client"
+	"github.com/unibus/unibus/internal/scripttest"
 	"github.com/unibus/unibus/internal/testbin"
 )
 
@@ -111,7 +112,7 @@ func newLocalCluster(t *testing.T) *localCluster {
 	}
 	os.WriteFile(filepath.Join(c.spec, "cluster.hcl"), data, 0o644)
 	for range 12 {
-		c.ports = append(c.ports, strconv.Itoa(freePort(t)))
+		c.ports = append(c.ports, strconv.Itoa(scripttest.Port(t)))
 	}
 	c.vars = []string{"-var", "ports=" + strings.Join(c.ports, ","), "-var", "binary=" + bin, "-var", "roots=" + c.roots, "-var", "manager=exec"}
 	if lines, err := c.apply(t, nil); err != nil {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"testing"
 )
 
 // Ports handed out are below the kernel's ephemeral range (32768-60999 on
@@ -44,4 +45,14 @@ func FreePort() (int, error) {
 		return p, nil
 	}
 	return 0, fmt.Errorf("no free loopback port in %d-%d", portLow, portHigh-1)
+}
+
+// Port is FreePort for a test, which fails without one.
+func Port(t testing.TB) int {
+	t.Helper()
+	p, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

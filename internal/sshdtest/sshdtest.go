@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/unibus/unibus/internal/scripttest"
 )
 
 // SSHD is the OpenSSH server the tests run (Debian's openssh-server).
@@ -101,7 +103,9 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	s.RegenerateHostKeys(t)
-	s.port = freePort(t)
+	// Below the ephemeral range: RegenerateHostKeys restarts sshd on the
+	// same port later, which an outgoing connection could have taken.
+	s.port = scripttest.Port(t)
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	s.KnownHosts = filepath.Join(s.dir, "known_hosts")
 	s.writeKnownHosts(t, o.KnownTypes)
@@ -347,17 +351,6 @@ func keygen(t testing.TB, typ, file string) {
 	if err != nil {
 		t.Fatalf("ssh-keygen -t %s: %v: %s", typ, err, out)
 	}
-}
-
-// freePort is a loopback port free now; sshd binds it next.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 type lockedBuffer struct {
